@@ -1,0 +1,166 @@
+import { Status } from '../util/status.js'
+import { PacketView, PROTO_TCP, PROTO_UDP } from '../decode/packet.js'
+import { parseTls, TlsHello } from '../extract/tls.js'
+import { parseDns, parseDnsTcp, DnsQuery, MAX_QUESTIONS } from '../extract/dns.js'
+import { parseHttp, HttpHead } from '../extract/http.js'
+import { NameOut, readName, type Name } from '../name/index.js'
+import { DecisionCache } from '../cache/index.js'
+import type { Decision, Action } from '../policy/index.js'
+import type { Ruleset } from './ruleset.js'
+
+/**
+ * The one place that knows the order of the data path:
+ * packet view -> extract (tls | dns | http) -> name -> cache -> trie -> policy.
+ * It is pure: no I/O, no clock, no logger. NFQUEUE, pcap and tests all call it.
+ */
+
+/** How a name was seen. */
+export type Seen = 'sni' | 'quic' | 'dns' | 'http' | 'ech'
+
+export const PORT_DNS = 53
+
+/** Strictness of actions, for a packet that carries several names (DNS). */
+const SEVERITY: Record<Action, number> = { allow: 0, monitor: 1, block: 2, reject: 3 }
+
+/** Reused per-packet result. Holds up to MAX_QUESTIONS decisions (DNS). */
+export class Outcome {
+  /** Parser status for the packet's payload; Unsupported when no extractor applied. */
+  status: Status = Status.Unsupported
+  /** Which extractor ran, or null. */
+  seen: Seen | null = null
+  /** Number of names decided in this packet. */
+  count = 0
+  readonly names: Name[] = new Array<Name>(MAX_QUESTIONS).fill('' as Name)
+  readonly decisions: Array<Decision | null> = new Array<Decision | null>(MAX_QUESTIONS).fill(null)
+  readonly cached: boolean[] = new Array<boolean>(MAX_QUESTIONS).fill(false)
+  /** DNS question types, parallel to names. */
+  readonly qtypes = new Uint16Array(MAX_QUESTIONS)
+  /** The strictest decision of the packet (what the verdict follows), or null. */
+  verdict: Decision | null = null
+  /** Names present on the wire but invalid (counted, not matched). */
+  invalidNames = 0
+  readonly tls = new TlsHello()
+  readonly dns = new DnsQuery()
+  readonly http = new HttpHead()
+}
+
+/** Counters, kept as plain numbers (free when nobody reads them). */
+export class ClassifyStats {
+  packets = 0
+  named = 0
+  decisions = 0
+  invalidNames = 0
+  readonly byStatus = new Float64Array(5)
+}
+
+export class Classifier {
+  ruleset: Ruleset
+  readonly cache: DecisionCache
+  readonly stats = new ClassifyStats()
+  readonly #nameOut = new NameOut()
+  #keyed: boolean
+
+  constructor (ruleset: Ruleset, cacheSize?: number) {
+    this.ruleset = ruleset
+    this.cache = new DecisionCache(cacheSize)
+    this.#keyed = ruleset.policy.classes > 1
+  }
+
+  /** Swap in a new ruleset (reload): one reference, and the cache is emptied. */
+  swap (ruleset: Ruleset): void {
+    this.ruleset = ruleset
+    this.#keyed = ruleset.policy.classes > 1
+    this.cache.clear()
+  }
+
+  /** Decide one normalised name for a source class (0 = no network exception). */
+  decide (name: Name, cls: number, out?: { cached: boolean }): Decision {
+    const key = this.#keyed ? cls + '|' + name : name
+    let d = this.cache.get(key)
+    if (d !== undefined) {
+      if (out !== undefined) out.cached = true
+      return d
+    }
+    const rs = this.ruleset
+    d = rs.policy.decide(rs.matcher.lookup(name), cls)
+    this.cache.set(key, d)
+    if (out !== undefined) out.cached = false
+    return d
+  }
+
+  /**
+   * Classify one decoded packet (client to server). Returns the number of
+   * names decided (0 when the packet carries none we can read).
+   */
+  classify (view: PacketView, out: Outcome): number {
+    this.stats.packets++
+    out.count = 0
+    out.seen = null
+    out.verdict = null
+    out.invalidNames = 0
+    out.status = Status.Unsupported
+    const buf = view.buf
+    const s = view.payloadStart
+    const e = view.payloadEnd
+    if (e <= s) return 0
+    if (view.proto === PROTO_TCP) {
+      const first = buf[s] as number
+      if (first === 0x16) {
+        out.seen = 'sni'
+        out.status = parseTls(buf, s, e, out.tls)
+        if (out.status === Status.Ok) {
+          this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
+        }
+      } else if (view.dstPort === PORT_DNS) {
+        out.seen = 'dns'
+        out.status = parseDnsTcp(buf, s, e, out.dns)
+        if (out.status === Status.Ok) this.#dns(view, out)
+      } else if (first >= 0x41 && first <= 0x5a) {
+        out.seen = 'http'
+        out.status = parseHttp(buf, s, e, out.http)
+        if (out.status === Status.Ok && !out.http.ipLiteral) {
+          this.#one(view, out, buf, out.http.hostStart, out.http.hostEnd, 0)
+        }
+      }
+    } else if (view.proto === PROTO_UDP && view.dstPort === PORT_DNS) {
+      out.seen = 'dns'
+      out.status = parseDns(buf, s, e, out.dns)
+      if (out.status === Status.Ok) this.#dns(view, out)
+    }
+    if (out.seen !== null) (this.stats.byStatus as Float64Array)[out.status] = (this.stats.byStatus[out.status] ?? 0) + 1
+    if (out.count > 0) this.stats.named++
+    return out.count
+  }
+
+  #one (view: PacketView, out: Outcome, buf: Buffer, start: number, end: number, qtype: number): void {
+    if (!readName(buf, start, end, this.#nameOut)) {
+      out.invalidNames++
+      this.stats.invalidNames++
+      return
+    }
+    this.#record(view, out, this.#nameOut.name, qtype)
+  }
+
+  #dns (view: PacketView, out: Outcome): void {
+    const q = out.dns
+    for (let i = 0; i < q.count; i++) {
+      if (q.nameErrors[i] !== null) { out.invalidNames++; this.stats.invalidNames++; continue }
+      this.#record(view, out, q.names[i] as Name, q.qtypes[i] as number)
+    }
+  }
+
+  readonly #cachedFlag = { cached: false }
+
+  #record (view: PacketView, out: Outcome, name: Name, qtype: number): void {
+    const ruleset = this.ruleset
+    const cls = ruleset.policy.classes > 1 ? ruleset.policy.sourceClass(view.buf, view.srcAddr, view.ipVersion) : 0
+    const d = this.decide(name, cls, this.#cachedFlag)
+    const i = out.count++
+    out.names[i] = name
+    out.decisions[i] = d
+    out.cached[i] = this.#cachedFlag.cached
+    out.qtypes[i] = qtype
+    if (out.verdict === null || SEVERITY[d.action] > SEVERITY[out.verdict.action]) out.verdict = d
+    this.stats.decisions++
+  }
+}

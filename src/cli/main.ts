@@ -1,0 +1,190 @@
+import { Command, CommanderError, Option } from 'commander'
+import { readFileSync } from 'node:fs'
+import pino from 'pino'
+import { loadRuleset, DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../config/index.js'
+import { ConfigError, loadLists } from '../config/lists.js'
+import { loadPolicy } from '../config/policy.js'
+import { importList, LIST_FORMATS, type ListFormat } from '../config/import.js'
+import { Classifier } from '../classify/index.js'
+import { DEFAULT_CACHE_SIZE } from '../cache/index.js'
+import { createLogger, LogClock } from '../log/index.js'
+import { parseName, NameOut, type Name } from '../name/index.js'
+import { parseCidr } from '../policy/index.js'
+import { CaptureError } from '../source/pcapfile.js'
+import { classifyFile } from '../source/classify-file.js'
+
+/**
+ * Command line: the only module that prints for people and calls process.exit.
+ * Failures are one clear line on stderr and a non-zero status, never a stack.
+ */
+
+class UsageError extends Error {}
+
+function intOption (name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min}, got "${v}"`)
+    return n
+  }
+}
+
+function rulesOptions (cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--rules <dir>', 'directory of vendor lists (*.txt)').default(DEFAULT_RULES_DIR, 'the shipped rules/vendors'))
+    .addOption(new Option('--policy <file>', 'policy file (YAML)').default(DEFAULT_POLICY, 'the shipped rules/policy.example.yaml'))
+}
+
+export function buildProgram (): Command {
+  const program = new Command('aigate')
+  program
+    .description('Network-edge control for AI services: learns the name a connection opens (TLS SNI, QUIC SNI, DNS, HTTP Host),\nmatches it against AI-vendor lists and decides allow, monitor, block or reject.')
+    .version(readVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Examples:
+  aigate check api.anthropic.com chatgpt.com example.org
+  aigate classify capture.pcap > decisions.ndjson
+  aigate rules lint --rules /etc/aigate/rules --policy /etc/aigate/policy.yaml
+  aigate rules import --format adblock --vendor myvendor list.txt
+
+Actions: allow (pass), monitor (pass and log), block (drop), reject (TCP reset / ICMP unreachable).
+Decision lines are JSON with Elastic Common Schema field names and a flat "name".`)
+
+  rulesOptions(program.command('classify')
+    .description('replay a capture file (pcap or pcapng) through the classifier; one JSON decision line per name seen, on stdout')
+    .argument('<file>', 'capture file')
+    .addOption(new Option('--cache-size <n>', 'decision cache entries').default(DEFAULT_CACHE_SIZE).argParser(intOption('--cache-size', 1)))
+    .option('-q, --quiet', 'no summary on stderr'))
+    .action(async (file: string, opts: { rules: string, policy: string, cacheSize: number, quiet?: boolean }) => {
+      const classifier = new Classifier(loadRuleset(opts.rules, opts.policy), opts.cacheSize)
+      const dest = pino.destination({ dest: 1, sync: false, minLength: 8192 })
+      const clock = new LogClock()
+      const log = createLogger(dest, clock)
+      const t0 = process.hrtime.bigint()
+      try {
+        const s = await classifyFile(file, classifier, log, clock)
+        const secs = Number(process.hrtime.bigint() - t0) / 1e9
+        if (opts.quiet !== true) {
+          process.stderr.write(`aigate: ${file}: ${s.packets} packets, ${s.decisions} decisions, ` +
+            `${classifier.cache.hits} cache hits, ${s.notIp} not IP, ${s.malformed} malformed, ${secs.toFixed(3)} s\n`)
+        }
+      } finally {
+        dest.flushSync()
+      }
+    })
+
+  rulesOptions(program.command('check')
+    .description('print the decision for names (vendor, rule, action)')
+    .argument('<name...>', 'names to check (IDN accepted)')
+    .option('--json', 'one JSON line per name: name, action, vendor, category, rule, source')
+    .option('--from <ip>', 'client address, for per-network exceptions'))
+    .action((names: string[], opts: { rules: string, policy: string, json?: boolean, from?: string }) => {
+      const ruleset = loadRuleset(opts.rules, opts.policy)
+      const classifier = new Classifier(ruleset)
+      let cls = 0
+      if (opts.from !== undefined) {
+        const c = parseCidr(opts.from)
+        if (c === null || (c.v === 4 ? c.range.mask !== 0xffffffff : c.range.bits !== 128)) throw new UsageError(`--from: "${opts.from}" is not an IP address`)
+        cls = c.v === 4
+          ? ruleset.policy.sourceClass(new Uint8Array([c.range.base >>> 24, (c.range.base >>> 16) & 255, (c.range.base >>> 8) & 255, c.range.base & 255]), 0, 4)
+          : ruleset.policy.sourceClass(c.range.bytes, 0, 6)
+      }
+      const out = new NameOut()
+      let bad = 0
+      for (const raw of names) {
+        if (!parseName(raw, out)) {
+          bad++
+          if (opts.json === true) process.stdout.write(JSON.stringify({ name: raw, error: out.error }) + '\n')
+          else process.stdout.write(`${JSON.stringify(raw)}: invalid name (${out.error})\n`)
+          continue
+        }
+        const d = classifier.decide(out.name as Name, cls)
+        if (opts.json === true) {
+          process.stdout.write(JSON.stringify({
+            name: out.name, action: d.action, vendor: d.vendor, category: d.category, rule: d.rule, source: d.ruleSource, reason: d.reason, network: d.network,
+          }) + '\n')
+        } else {
+          const rule = d.rule === null ? 'no rule' : `rule ${d.rule} (${d.ruleSource})`
+          process.stdout.write(`${out.name}\t${d.action}\t${d.vendor ?? '-'}\t${rule}\n`)
+        }
+      }
+      if (bad > 0) process.exitCode = 1
+    })
+
+  const rules = program.command('rules').description('validate and import rule lists')
+  rulesOptions(rules.command('lint')
+    .description('validate vendor lists (headers, syntax, order, duplicates) and the policy, with file:line errors'))
+    .action((opts: { rules: string, policy: string }) => {
+      const lists = loadLists(opts.rules, true)
+      loadPolicy(opts.policy, { vendors: new Set(lists.map((l) => l.vendor)), categories: new Set(lists.map((l) => l.category)) })
+      const entries = lists.reduce((n, l) => n + l.entries.length, 0)
+      process.stdout.write(`ok: ${lists.length} vendor lists, ${entries} entries, policy ${opts.policy}\n`)
+    })
+  rules.command('import')
+    .description('translate a list in another format into our list syntax (printed on stdout)')
+    .argument('<file>', 'list to import')
+    .addOption(new Option('--format <format>', 'input format').choices(LIST_FORMATS as string[]).makeOptionMandatory())
+    .requiredOption('--vendor <id>', 'vendor id for the header (the file should be rules/vendors/<id>.txt)')
+    .option('--category <name>', 'category for the header', 'ai')
+    .option('--title <text>', 'title for the header')
+    .option('--source <text>', 'where the list comes from (URL, retrieval date)')
+    .option('--include-dir <dir>', 'v2fly: directory that include: names refer to')
+    .option('--keep-ads', 'v2fly: keep entries tagged @ads')
+    .action((file: string, opts: { format: ListFormat, vendor: string, category: string, title?: string, source?: string, includeDir?: string, keepAds?: boolean }) => {
+      let text: string
+      try {
+        text = readFileSync(file, 'utf8')
+      } catch (err) {
+        throw new UsageError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+      }
+      const r = importList(text, opts.format, { file, includeDir: opts.includeDir, keepAds: opts.keepAds })
+      const lines = [
+        `# vendor: ${opts.vendor}`,
+        `# title: ${opts.title ?? opts.vendor}`,
+        `# category: ${opts.category}`,
+        `# source: ${opts.source ?? file} (imported as ${opts.format})`,
+        ...r.entries,
+      ]
+      process.stdout.write(lines.join('\n') + '\n')
+      for (const s of r.skipped) process.stderr.write(`${s.file}:${s.line}: skipped ${JSON.stringify(s.text)}: ${s.reason}\n`)
+      if (r.exceptions.length > 0) process.stderr.write(`allow-exceptions (add to the policy's allow:): ${r.exceptions.join(', ')}\n`)
+    })
+  return program
+}
+
+function readVersion (): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+    return pkg.version
+  } catch {
+    return '0.0.0'
+  }
+}
+
+function fail (err: unknown): number {
+  if (err instanceof ConfigError) {
+    for (const p of err.problems) process.stderr.write(`aigate: ${p}\n`)
+    return 1
+  }
+  if (err instanceof CaptureError || err instanceof UsageError) {
+    process.stderr.write(`aigate: ${err.message}\n`)
+    return err instanceof UsageError ? 2 : 1
+  }
+  if (err instanceof CommanderError) return err.exitCode
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'EPIPE') return 0
+  process.stderr.write(`aigate: ${err instanceof Error ? err.message : String(err)}\n`)
+  if (process.env.AIGATE_DEBUG !== undefined && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`)
+  return 1
+}
+
+export async function main (argv: string[]): Promise<void> {
+  const program = buildProgram()
+  program.exitOverride()
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+  } catch (err) {
+    process.exitCode = fail(err)
+  }
+}

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs'
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml'
+import { ACTIONS, parseCidr, type Action, type NetworkPolicy, type PolicyInput } from '../policy/index.js'
+import { parsePattern, isPatternError } from '../match/pattern.js'
+import { ConfigError } from './lists.js'
+
+/**
+ * The policy file (YAML, parsed by the `yaml` package):
+ *
+ *   default: allow                 # action for names no list matches
+ *   vendors: { anthropic: block }  # per vendor list (file basename)
+ *   categories: { ai: monitor }    # per `# category:` of the lists
+ *   allow: [internal-llm.corp.example]   # allow-exceptions, beat any block
+ *   networks:                      # per-source-network exceptions, first match wins
+ *     - name: research
+ *       cidrs: [10.20.0.0/16, "fd00:20::/32"]
+ *       vendors: { openai: allow }
+ *       categories: {}
+ *       default: allow
+ *
+ * Actions: allow | monitor (log, accept) | block (drop) | reject (TCP reset / ICMP).
+ * Every problem is reported as `file:line: message`.
+ */
+
+const TOP_KEYS = ['default', 'vendors', 'categories', 'allow', 'networks']
+const NET_KEYS = ['name', 'cidrs', 'vendors', 'categories', 'default']
+
+export interface KnownNames { readonly vendors: ReadonlySet<string>, readonly categories: ReadonlySet<string> }
+
+export function loadPolicy (file: string, known?: KnownNames): PolicyInput {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read policy: ${(err as NodeJS.ErrnoException).code ?? String(err)}`])
+  }
+  return parsePolicy(text, file, known)
+}
+
+export function parsePolicy (text: string, file: string, known?: KnownNames): PolicyInput {
+  const lc = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
+  const problems: string[] = []
+  const at = (node: Node | null | undefined): string => {
+    const off = node?.range?.[0] ?? 0
+    return `${file}:${lc.linePos(off).line}`
+  }
+  for (const e of doc.errors) problems.push(`${file}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]}`)
+  if (problems.length > 0) throw new ConfigError(problems)
+  const root = doc.contents
+  if (!isMap(root)) throw new ConfigError([`${file}:1: the policy must be a mapping with "default", "vendors", "categories", "allow", "networks"`])
+
+  const action = (node: Node | null | undefined, what: string): Action | undefined => {
+    const v = isScalar(node) ? node.value : undefined
+    if (typeof v === 'string' && (ACTIONS as readonly string[]).includes(v)) return v as Action
+    problems.push(`${at(node)}: ${what}: "${String(v)}" is not an action (${ACTIONS.join(', ')})`)
+    return undefined
+  }
+  const actionMap = (node: Node | null | undefined, what: 'vendors' | 'categories'): Map<string, Action> => {
+    const m = new Map<string, Action>()
+    if (node == null || (isScalar(node) && node.value === null)) return m
+    if (!isMap(node)) { problems.push(`${at(node)}: "${what}" must be a mapping of name: action`); return m }
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : ''
+      const known2 = what === 'vendors' ? known?.vendors : known?.categories
+      if (known2 !== undefined && !known2.has(key)) {
+        problems.push(`${at(pair.key as Node)}: unknown ${what === 'vendors' ? 'vendor' : 'category'} "${key}" (known: ${[...known2].sort().join(', ')})`)
+      }
+      const a = action(pair.value as Node, `${what}.${key}`)
+      if (a !== undefined) m.set(key, a)
+    }
+    return m
+  }
+  const keysOf = (node: Node, allowed: string[], where: string): Map<string, Node | null> => {
+    const m = new Map<string, Node | null>()
+    if (!isMap(node)) return m
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : ''
+      if (!allowed.includes(key)) problems.push(`${at(pair.key as Node)}: unknown key "${key}" in ${where} (allowed: ${allowed.join(', ')})`)
+      m.set(key, pair.value as Node | null)
+    }
+    return m
+  }
+
+  const top = keysOf(root, TOP_KEYS, 'the policy')
+  const defNode = top.get('default')
+  const def = defNode === undefined ? 'allow' : action(defNode, 'default')
+  const vendors = actionMap(top.get('vendors'), 'vendors')
+  const categories = actionMap(top.get('categories'), 'categories')
+
+  const allow: string[] = []
+  const allowNode = top.get('allow')
+  if (allowNode != null) {
+    if (!isSeq(allowNode)) problems.push(`${at(allowNode)}: "allow" must be a list of names or patterns`)
+    else {
+      for (const item of allowNode.items as Node[]) {
+        const v = isScalar(item) ? String(item.value) : ''
+        const p = parsePattern(v)
+        if (isPatternError(p)) problems.push(`${at(item)}: allow: ${p.error}`)
+        else allow.push(p.text)
+      }
+    }
+  }
+
+  const networks: NetworkPolicy[] = []
+  const netsNode = top.get('networks')
+  if (netsNode != null) {
+    if (!isSeq(netsNode)) problems.push(`${at(netsNode)}: "networks" must be a list`)
+    else {
+      (netsNode.items as Node[]).forEach((item, i) => {
+        if (!isMap(item)) { problems.push(`${at(item)}: networks[${i}] must be a mapping`); return }
+        const k = keysOf(item, NET_KEYS, `networks[${i}]`)
+        const nameNode = k.get('name')
+        const name = isScalar(nameNode) ? String(nameNode.value) : `network-${i + 1}`
+        const cidrs: string[] = []
+        const cNode = k.get('cidrs')
+        if (!isSeq(cNode) || cNode.items.length === 0) problems.push(`${at(cNode ?? item)}: networks[${i}].cidrs must be a non-empty list of CIDRs`)
+        else {
+          for (const c of cNode.items as Node[]) {
+            const t = isScalar(c) ? String(c.value) : ''
+            if (parseCidr(t) === null) problems.push(`${at(c)}: "${t}" is not a CIDR (10.0.0.0/8, fd00::/8)`)
+            else cidrs.push(t)
+          }
+        }
+        const nd = k.get('default')
+        networks.push({
+          name,
+          cidrs,
+          vendors: actionMap(k.get('vendors'), 'vendors'),
+          categories: actionMap(k.get('categories'), 'categories'),
+          default: nd == null ? null : action(nd, `networks[${i}].default`) ?? null,
+        })
+      })
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return { default: def as Action, vendors, categories, allow, networks, file }
+}

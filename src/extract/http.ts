@@ -1,0 +1,91 @@
+import { Status } from '../util/status.js'
+
+/**
+ * HTTP/1.x request head reader: the Host header (RFC 9112 §3.2, RFC 9110 §7.2).
+ *
+ *   request-line = method SP request-target SP HTTP-version CRLF
+ *   *( field-line CRLF ) CRLF
+ *
+ * Field names are case-insensitive (`hOsT:` is the same header), the value is
+ * trimmed of optional whitespace, a port is cut off, and an IP literal is
+ * reported as such. Only the head is read, and at most MAX_HTTP_HEAD bytes.
+ */
+
+/** Our cap on the bytes of a request head we look at. */
+export const MAX_HTTP_HEAD = 8192
+/** Longest method token we accept (`OPTIONS`, `CONNECT`, WebDAV's `PROPPATCH`...). */
+const MAX_METHOD = 16
+
+export class HttpHead {
+  /** Host value [hostStart, hostEnd) in the input buffer, port removed. */
+  hostStart = 0
+  hostEnd = 0
+  /** The Host value is an IP literal ([v6] or dotted v4), not a name. */
+  ipLiteral = false
+}
+
+const CR = 0x0d
+const LF = 0x0a
+const SP = 0x20
+const HT = 0x09
+const COLON = 0x3a
+
+function isTchar (c: number): boolean {
+  // RFC 9110 §5.6.2 token characters, upper case letters only for methods.
+  return (c >= 0x41 && c <= 0x5a) || c === 0x2d || c === 0x5f
+}
+
+/** Parse a request head at buf[start, end). Ok with out filled, NoName without Host. */
+export function parseHttp (buf: Buffer, start: number, end: number, out: HttpHead): Status {
+  out.ipLiteral = false
+  const stop = Math.min(end, start + MAX_HTTP_HEAD)
+  let p = start
+  while (p < stop && isTchar(buf[p] as number)) p++
+  if (p === stop) return p - start > MAX_METHOD ? Status.Unsupported : Status.NeedMore
+  if (p === start || p - start > MAX_METHOD || buf[p] !== SP) return Status.Unsupported
+  // Skip the rest of the request line.
+  while (p < stop && buf[p] !== LF) p++
+  if (p === stop) return stop === end ? Status.NeedMore : Status.Malformed
+  p++
+  // Field lines until the empty line.
+  for (;;) {
+    if (p >= stop) return stop === end ? Status.NeedMore : Status.Malformed
+    const c = buf[p] as number
+    if (c === LF || (c === CR && p + 1 < stop && buf[p + 1] === LF)) return Status.NoName
+    let lineEnd = p
+    while (lineEnd < stop && buf[lineEnd] !== LF) lineEnd++
+    if (lineEnd === stop) return stop === end ? Status.NeedMore : Status.Malformed
+    if (lineEnd - p >= 5 && isHostName(buf, p) && buf[p + 4] === COLON) {
+      return readHost(buf, p + 5, lineEnd, out)
+    }
+    p = lineEnd + 1
+  }
+}
+
+function isHostName (b: Buffer, p: number): boolean {
+  return ((b[p] as number) | 0x20) === 0x68 && ((b[p + 1] as number) | 0x20) === 0x6f &&
+    ((b[p + 2] as number) | 0x20) === 0x73 && ((b[p + 3] as number) | 0x20) === 0x74
+}
+
+function readHost (b: Buffer, p: number, q: number, out: HttpHead): Status {
+  if (q > p && b[q - 1] === CR) q--
+  while (p < q && (b[p] === SP || b[p] === HT)) p++
+  while (q > p && (b[q - 1] === SP || b[q - 1] === HT)) q--
+  if (p === q) return Status.NoName
+  if (b[p] === 0x5b) { // "[" IPv6 literal (RFC 3986 §3.2.2)
+    out.ipLiteral = true
+    out.hostStart = p
+    out.hostEnd = q
+    return Status.Ok
+  }
+  // Cut ":port" (digits only).
+  let colon = q
+  for (let i = q - 1; i >= p; i--) {
+    const c = b[i] as number
+    if (c === COLON) { colon = i; break }
+    if (c < 0x30 || c > 0x39) break
+  }
+  out.hostStart = p
+  out.hostEnd = colon
+  return colon > p ? Status.Ok : Status.Malformed
+}

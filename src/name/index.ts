@@ -1,0 +1,130 @@
+import { domainToASCII } from 'node:url'
+
+/**
+ * One normalisation for every name aigate sees or is told about: wire names
+ * (SNI, DNS, HTTP Host), rule patterns and CLI arguments all pass through here,
+ * so a rule and a packet can never disagree about case, dots or IDN.
+ *
+ * A Name is lower case, ASCII (IDN as punycode, via node's own UTS #46
+ * mapping), without a trailing dot, at most 253 characters, labels of 1..63
+ * characters made of letters, digits, hyphen and underscore, no label starting
+ * or ending with a hyphen (RFC 1035 §2.3.1, RFC 1123 §2.1; underscore is
+ * allowed because service names such as `_dmarc.example.com` are real DNS
+ * question names, RFC 2181 §11).
+ */
+export type Name = string & { readonly __brand: 'aigate.Name' }
+
+/** RFC 1035 §2.3.4: 255 octets on the wire = 253 characters in text form. */
+export const MAX_NAME_LENGTH = 253
+/** RFC 1035 §2.3.4. */
+export const MAX_LABEL_LENGTH = 63
+
+export type NameError =
+  | 'empty' | 'too-long' | 'empty-label' | 'label-too-long' | 'bad-char'
+  | 'hyphen-edge' | 'ip-literal' | 'bad-idn'
+
+/** Reused result of {@link readName}: one per caller, never per packet. */
+export class NameOut {
+  name: Name = '' as Name
+  error: NameError | null = null
+}
+
+const C_DOT = 0x2e
+const C_HYPHEN = 0x2d
+const C_UNDERSCORE = 0x5f
+
+/** Byte classes: 0 invalid, 1 lower/digit/underscore, 2 upper, 3 hyphen, 4 dot, 5 non-ASCII. */
+const CLASS = new Uint8Array(256)
+for (let c = 0x30; c <= 0x39; c++) CLASS[c] = 1
+for (let c = 0x61; c <= 0x7a; c++) CLASS[c] = 1
+for (let c = 0x41; c <= 0x5a; c++) CLASS[c] = 2
+CLASS[C_UNDERSCORE] = 1
+CLASS[C_HYPHEN] = 3
+CLASS[C_DOT] = 4
+for (let c = 0x80; c <= 0xff; c++) CLASS[c] = 5
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Read and normalise the name in `buf[start, end)`. Returns true and sets
+ * `out.name`, or false and sets `out.error`. Allocates one string for a
+ * valid ASCII name (two when it had upper case), nothing else.
+ */
+export function readName (buf: Buffer, start: number, end: number, out: NameOut): boolean {
+  let e = end
+  if (e > start && buf[e - 1] === C_DOT) e-- // one trailing dot: the root
+  const n = e - start
+  if (n <= 0) return fail(out, 'empty')
+  let upper = false
+  let labelLen = 0
+  let labelStart = true
+  let digitsAndDots = true
+  for (let i = start; i < e; i++) {
+    const c = buf[i] as number
+    switch (CLASS[c]) {
+      case 1:
+        if (c > 0x39) digitsAndDots = false
+        labelLen++; labelStart = false
+        break
+      case 2:
+        upper = true; digitsAndDots = false
+        labelLen++; labelStart = false
+        break
+      case 3:
+        if (labelStart || i + 1 === e || buf[i + 1] === C_DOT) return fail(out, 'hyphen-edge')
+        digitsAndDots = false
+        labelLen++; labelStart = false
+        break
+      case 4:
+        if (labelLen === 0) return fail(out, 'empty-label')
+        labelLen = 0; labelStart = true
+        break
+      case 5:
+        return readIdn(buf, start, e, out)
+      default:
+        return fail(out, 'bad-char')
+    }
+    if (labelLen > MAX_LABEL_LENGTH) return fail(out, 'label-too-long')
+  }
+  if (labelLen === 0) return fail(out, 'empty-label')
+  if (n > MAX_NAME_LENGTH) return fail(out, 'too-long')
+  if (digitsAndDots) return fail(out, 'ip-literal')
+  const s = buf.toString('latin1', start, e)
+  out.name = (upper ? s.toLowerCase() : s) as Name
+  out.error = null
+  return true
+}
+
+function readIdn (buf: Buffer, start: number, end: number, out: NameOut): boolean {
+  let text: string
+  try {
+    text = utf8.decode(buf.subarray(start, end))
+  } catch {
+    return fail(out, 'bad-idn')
+  }
+  return idnToName(text, out)
+}
+
+function idnToName (text: string, out: NameOut): boolean {
+  const ascii = domainToASCII(text)
+  if (ascii === '') return fail(out, 'bad-idn')
+  for (let i = 0; i < ascii.length; i++) {
+    if (ascii.charCodeAt(i) >= 0x80) return fail(out, 'bad-idn')
+  }
+  // Validate the punycode form with the same rules as any ASCII name.
+  return readName(Buffer.from(ascii, 'latin1'), 0, ascii.length, out)
+}
+
+/** Normalise a name typed by a person (CLI, rules, policy). */
+export function parseName (text: string, out: NameOut = new NameOut()): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) >= 0x80) return idnToName(text, out)
+  }
+  return readName(Buffer.from(text, 'latin1'), 0, text.length, out)
+}
+
+function fail (out: NameOut, error: NameError): false {
+  out.error = error
+  out.name = '' as Name
+  return false
+}

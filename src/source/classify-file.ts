@@ -1,0 +1,43 @@
+import type { Logger } from 'pino'
+import { decodeIp, ipOffset, PacketView } from '../decode/packet.js'
+import { Status } from '../util/status.js'
+import { Classifier, Outcome } from '../classify/index.js'
+import { logOutcome, type LogClock } from '../log/index.js'
+import { readCapture } from './pcapfile.js'
+
+/** Counters of one replay, printed as the summary of `aigate classify`. */
+export interface ReplayStats {
+  packets: number
+  ip: number
+  decoded: number
+  decisions: number
+  notIp: number
+  malformed: number
+}
+
+/**
+ * Replay a capture file through the same path as the inline daemon, writing
+ * one decision line per name seen. Only the source (a file) and the sink (the
+ * log, no verdicts) differ from `aigate run`.
+ */
+export async function classifyFile (path: string, classifier: Classifier, log: Logger, clock: LogClock): Promise<ReplayStats> {
+  const view = new PacketView()
+  const out = new Outcome()
+  const stats: ReplayStats = { packets: 0, ip: 0, decoded: 0, decisions: 0, notIp: 0, malformed: 0 }
+  await readCapture(path, (p) => {
+    stats.packets++
+    const ip = ipOffset(p.linkType, p.buf, 0, p.caplen)
+    if (ip < 0) { stats.notIp++; return }
+    stats.ip++
+    const s = decodeIp(p.buf, ip, p.caplen, view)
+    if (s === Status.Malformed) { stats.malformed++; return }
+    if (s !== Status.Ok) return
+    stats.decoded++
+    if (classifier.classify(view, out) > 0) {
+      stats.decisions += out.count
+      clock.ms = p.timeMs
+      logOutcome(log, view, out)
+    }
+  })
+  return stats
+}
