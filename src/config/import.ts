@@ -112,8 +112,9 @@ function importV2fly (
         skipped.push({ line, text: raw, reason: `cannot read ${incFile}`, file })
         continue
       }
+      // The filter of an outer include also holds for everything it pulls in.
       const incFilter: AttrFilter = attrs.length === 0
-        ? null
+        ? filter
         : { want: attrs.filter((a) => !a.startsWith('-')), not: attrs.filter((a) => a.startsWith('-')).map((a) => a.slice(1)) }
       stack.add(value)
       importV2fly(incText, incFile, opts, stack, depth + 1, incFilter, add, entries, skipped)
