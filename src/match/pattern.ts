@@ -44,6 +44,8 @@ export function parsePattern (entry: string): Pattern | PatternError {
     labels[i] = out.name
   }
   if (labels.every((l) => l.includes('*'))) return { error: `pattern "${text}" has no literal label` }
+  // `*.com` or `openai.*` would match far more than one vendor.
+  if (labels.slice(-2).some((l) => l.includes('*'))) return { error: `pattern "${text}": no wildcard in the last two labels (too broad)` }
   const norm = labels.join('.')
   return { text: (exact ? '=' : '') + norm, exact, labels: labels.reverse() }
 }

@@ -85,6 +85,8 @@ t.test('pattern syntax errors are reported', async (t) => {
   t.match(err('a..b'), /invalid/)
   t.match(err('a**b.com'), /at most one \*/)
   t.match(err('*.*'), /no literal label/)
+  t.match(err('openai.*'), /too broad/)
+  t.match(err('*.com'), /too broad/)
   t.match(err('exa mple.com'), /invalid/)
   const p = parsePattern('=BÜCHER.example')
   t.equal(isPatternError(p) ? p.error : p.text, '=xn--bcher-kva.example')

@@ -1,0 +1,234 @@
+/**
+ * `npm run bench`: throughput of the classification engine, printed as
+ * medians with min/max and as ratios against baselines measured in the same
+ * run. `npm run bench -- --json` also prints every result as one JSON object
+ * on the last line. Not a test: nothing here passes or fails on a number.
+ *
+ *   1. label trie lookups/s with 1k, 100k and 1M patterns, against a naive
+ *      scan over all suffix patterns and a Set probed at each parent suffix;
+ *      compile time and heap for each size; allocation in a steady lookup loop
+ *   2. ClientHello and DNS parses/s on the real captured fixtures
+ *   3. `aigate classify` packets/s on a large capture of real TLS and DNS
+ *      packets with distinct flows, against ndpiReader and tshark on the same file
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PerformanceObserver } from 'node:perf_hooks'
+import { Matcher } from '../../src/match/trie.js'
+import { parsePattern, isPatternError } from '../../src/match/pattern.js'
+import { parseTls, TlsHello } from '../../src/extract/tls.js'
+import { parseDns, DnsQuery } from '../../src/extract/dns.js'
+import { Status } from '../../src/util/status.js'
+import { opsPerSec, summarize, fmt, type Sample } from './stats.js'
+import { runFlowBench } from './flows.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const args = new Set(process.argv.slice(2))
+const JSON_OUT = args.has('--json')
+const QUICK = args.has('--quick')
+const RUNS = QUICK ? 3 : 5
+const results: Record<string, unknown> = {}
+const say = (s: string): void => { process.stdout.write(s + '\n') }
+const gc = (): void => { (globalThis as { gc?: () => void }).gc?.() }
+
+// Deterministic PRNG (mulberry32).
+function rng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const TLDS = ['com', 'net', 'org', 'ai', 'io', 'dev', 'cn', 'co.uk', 'cloud', 'app']
+
+function makePatterns (n: number, r: () => number): string[] {
+  const out: string[] = []
+  for (let i = 0; i < n; i++) {
+    const tld = TLDS[i % TLDS.length] as string
+    const k = Math.floor(r() * 4)
+    if (i % 50 === 0) out.push(`svc${i}.*.cloud${i % 7}.${tld}`) // one-label wildcards
+    else if (i % 51 === 0) out.push(`*-svc${i}.api${i % 5}.${tld}`) // globs
+    else out.push(k === 0 ? `site${i}.${tld}` : k === 1 ? `=api.site${i}.${tld}` : `v${k}.site${i}.${tld}`)
+  }
+  return out
+}
+
+function makeNames (n: number, patterns: number, r: () => number): string[] {
+  const names: string[] = []
+  for (let i = 0; i < n; i++) {
+    const j = Math.floor(r() * patterns)
+    const tld = TLDS[j % TLDS.length] as string
+    // Half hit (a subdomain of a pattern's name), half miss (an unknown site).
+    const text = i % 2 === 0 ? `www.v2.site${j}.${tld}` : `cdn.assets.other${j}.${tld}`
+    // Wire names are flat strings made by Buffer#toString; a template literal
+    // would give a rope (cons string) that is slower to index.
+    names.push(Buffer.from(text, 'latin1').toString('latin1'))
+  }
+  return names
+}
+
+function benchTrie (): void {
+  say('\n## Label trie: lookups/s (median of runs, [min..max]); baselines in the same run')
+  say('patterns | trie | naive scan | Set per suffix | trie/naive | trie/Set | compile s | heap MB')
+  const sizes = QUICK ? [1000, 100000] : [1000, 100000, 1000000]
+  const trieRes: Record<string, unknown> = {}
+  for (const n of sizes) {
+    const r = rng(n)
+    const texts = makePatterns(n, r)
+    gc()
+    const heap0 = process.memoryUsage().heapUsed
+    const t0 = process.hrtime.bigint()
+    const m = new Matcher()
+    for (let i = 0; i < texts.length; i++) {
+      const p = parsePattern(texts[i] as string)
+      if (isPatternError(p)) throw new Error(p.error)
+      m.add({ pattern: p, vendor: 'v', category: 'ai', exception: false, source: `bench:${i}` })
+    }
+    const compileS = Number(process.hrtime.bigint() - t0) / 1e9
+    gc()
+    const heapMb = (process.memoryUsage().heapUsed - heap0) / 1048576
+    const names = makeNames(4096, n, r)
+    const mask = names.length - 1
+    let sink = 0
+    const trie = opsPerSec(2_000_000, RUNS, (k) => {
+      for (let i = 0; i < k; i++) if (m.lookup(names[i & mask] as string) !== null) sink++
+    })
+    // Naive: scan every pattern's subtree suffix (plain entries only, the easy case).
+    const plain = texts.filter((x) => !x.includes('*')).map((x) => x.replace(/^=/, ''))
+    const dotted = plain.map((x) => '.' + x)
+    const naiveN = Math.max(20, Math.floor(2e7 / n))
+    const naive = opsPerSec(naiveN, RUNS, (k) => {
+      for (let i = 0; i < k; i++) {
+        const name = names[i & mask] as string
+        for (let j = 0; j < plain.length; j++) {
+          if (name === plain[j] || name.endsWith(dotted[j] as string)) { sink++; break }
+        }
+      }
+    })
+    // Set probed with the name and each parent suffix (no wildcards possible).
+    const set = new Set(plain)
+    const setRate = opsPerSec(2_000_000, RUNS, (k) => {
+      for (let i = 0; i < k; i++) {
+        let name = names[i & mask] as string
+        for (;;) {
+          if (set.has(name)) { sink++; break }
+          const dot = name.indexOf('.')
+          if (dot < 0) break
+          name = name.slice(dot + 1)
+        }
+      }
+    })
+    if (sink === -1) say('')
+    say(`${n} | ${fmt(trie.median)} [${fmt(trie.min)}..${fmt(trie.max)}] | ${fmt(naive.median)} | ${fmt(setRate.median)} | ` +
+      `${(trie.median / naive.median).toFixed(1)}x | ${(trie.median / setRate.median).toFixed(2)}x | ${compileS.toFixed(2)} | ${heapMb.toFixed(0)}`)
+    trieRes[String(n)] = { trie, naive, set: setRate, ratioNaive: trie.median / naive.median, ratioSet: trie.median / setRate.median, compileSeconds: compileS, heapMB: heapMb, nodes: m.nodes }
+    if (n === 100000) steadyAlloc(m, names, trieRes)
+  }
+  results.trie = trieRes
+}
+
+/** Count GCs and heap growth over a long steady lookup loop. */
+function steadyAlloc (m: Matcher, names: string[], into: Record<string, unknown>): void {
+  let gcs = 0
+  const obs = new PerformanceObserver((list) => { gcs += list.getEntries().length })
+  obs.observe({ entryTypes: ['gc'] })
+  gc()
+  const before = process.memoryUsage().heapUsed
+  const N = 5_000_000
+  const mask = names.length - 1
+  let sink = 0
+  for (let i = 0; i < N; i++) if (m.lookup(names[i & mask] as string) !== null) sink++
+  const after = process.memoryUsage().heapUsed
+  obs.disconnect()
+  const perLookup = (after - before) / N
+  say(`steady loop, 100k patterns: ${N} lookups, heap growth ${((after - before) / 1024).toFixed(0)} KiB (${perLookup.toFixed(3)} B/lookup), GCs during loop: ${gcs}${sink < 0 ? '' : ''}`)
+  into.steady = { lookups: N, heapGrowthBytes: after - before, bytesPerLookup: perLookup, gcs }
+}
+
+function benchParsers (): void {
+  say('\n## Parsers on real captured payloads (test/fixtures): parses/s')
+  const fx = join(ROOT, 'test', 'fixtures')
+  const pick = (dir: string, re: RegExp): Buffer[] => {
+    const d = join(fx, dir)
+    if (!existsSync(d)) return []
+    return execFileSync('ls', [d]).toString().split('\n').filter((f) => re.test(f)).map((f) => Buffer.from(execFileSync('cat', [join(d, f)])))
+  }
+  const hellos = pick('tls', /^[^-]+-.*\.bin$/).filter((b) => parseTls(b, 0, b.length, new TlsHello()) === Status.Ok)
+  const queries = pick('dns', /udp.*\.bin$/).filter((b) => parseDns(b, 0, b.length, new DnsQuery()) === Status.Ok)
+  const h = new TlsHello()
+  const q = new DnsQuery()
+  const res: Record<string, Sample | number> = { hellos: hellos.length, queries: queries.length }
+  if (hellos.length > 0) {
+    res.clientHello = opsPerSec(2_000_000, RUNS, (k) => {
+      for (let i = 0; i < k; i++) { const b = hellos[i % hellos.length] as Buffer; parseTls(b, 0, b.length, h) }
+    })
+    say(`ClientHello (${hellos.length} real hellos, ${hellos.map((b) => b.length).join('/')} B): ${fmt((res.clientHello as Sample).median)}/s`)
+  }
+  if (queries.length > 0) {
+    res.dns = opsPerSec(2_000_000, RUNS, (k) => {
+      for (let i = 0; i < k; i++) { const b = queries[i % queries.length] as Buffer; parseDns(b, 0, b.length, q) }
+    })
+    say(`DNS query (${queries.length} real queries): ${fmt((res.dns as Sample).median)}/s`)
+  }
+  results.parsers = res
+}
+
+function timeCmd (cmd: string, argv: string[]): number | null {
+  const t0 = process.hrtime.bigint()
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 })
+  if (r.status !== 0) {
+    say(`  (${cmd} failed: ${String(r.stderr).split('\n')[0]})`)
+    return null
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e9
+}
+
+function which (cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+}
+
+function benchClassify (): void {
+  const packets = QUICK ? 60000 : 300000
+  const dir = join(ROOT, 'test', 'bench', 'data')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `mixed-${packets}.pcap`)
+  if (!existsSync(file)) {
+    execFileSync(process.execPath, [join(ROOT, 'test', 'bench', 'make-capture.mjs'), '--out', file, '--packets', String(packets)], { stdio: 'inherit' })
+  }
+  say(`\n## Whole-capture classification: ${file} (${packets} packets, ${(statSync(file).size / 1048576).toFixed(1)} MB), packets/s, wall clock incl. start-up`)
+  const tools: Array<[string, string, string[]]> = [
+    ['aigate classify', process.execPath, [join(ROOT, 'bin', 'aigate.js'), 'classify', '-q', file]],
+  ]
+  if (which('ndpiReader')) tools.push(['ndpiReader', 'ndpiReader', ['-i', file, '-q', '-v', '0']])
+  if (which('tshark')) tools.push(['tshark', 'tshark', ['-r', file, '-T', 'fields', '-e', 'tls.handshake.extensions_server_name', '-e', 'dns.qry.name', '-e', 'http.host']])
+  const runs = QUICK ? 1 : 3
+  const times: Record<string, number[]> = {}
+  // Interleave the tools (A B C A B C ...) so drift hits all alike.
+  for (let r = 0; r < runs; r++) {
+    for (const [label, cmd, argv] of tools) {
+      if (label === 'tshark' && r > 0 && !QUICK && runs > 1) continue // tshark is slow: one run
+      const s = timeCmd(cmd, argv)
+      if (s !== null) (times[label] ??= []).push(packets / s)
+    }
+  }
+  const res: Record<string, Sample> = {}
+  for (const [label] of tools) if (times[label] !== undefined) res[label] = summarize(times[label] as number[])
+  const base = res['aigate classify']
+  for (const [label, s] of Object.entries(res)) {
+    say(`${label}: ${fmt(s.median)} packets/s [${fmt(s.min)}..${fmt(s.max)}]` + (base !== undefined && label !== 'aigate classify' ? `; aigate/${label} = ${(base.median / s.median).toFixed(2)}x` : ''))
+  }
+  results.classify = { packets, file, ...res }
+}
+
+say(`aigate bench (${QUICK ? 'quick' : 'full'}): node ${process.version}, ${new Date().toISOString()}`)
+benchTrie()
+benchParsers()
+benchClassify()
+runFlowBench(say, results, QUICK)
+if (JSON_OUT) process.stdout.write(JSON.stringify(results) + '\n')
