@@ -13,6 +13,10 @@ import {
 
 interface PcapPacket { buf: Buffer, header: Buffer, link_type: string }
 interface PcapSession {
+  /** The libpcap binding; dispatch returns packets read, 0 at the end, -1 on error. */
+  session: { dispatch (buf: Buffer, header: Buffer): number }
+  buf: Buffer
+  header: Buffer
   on (ev: 'packet', cb: (p: PcapPacket) => void): void
   on (ev: 'complete', cb: () => void): void
   close (): void
@@ -88,24 +92,31 @@ export function readCapture (path: string, onPacket: (p: CapturedPacket) => void
   const pkt: CapturedPacket = { buf: Buffer.alloc(0), caplen: 0, timeMs: 0, linkType: -1 }
   let count = 0
   let failure: unknown = null
+  session.on('packet', (p) => {
+    if (failure !== null) return
+    count++
+    const h = p.header
+    pkt.buf = p.buf
+    pkt.timeMs = h.readUInt32LE(0) * 1000 + Math.floor(h.readUInt32LE(4) / 1000)
+    pkt.caplen = Math.min(h.readUInt32LE(8), p.buf.length)
+    pkt.linkType = LINK_TYPES[p.link_type] ?? -1
+    try {
+      onPacket(pkt)
+    } catch (err) {
+      failure = err
+    }
+  })
+  // Drive libpcap ourselves: the package's own offline loop stops silently on
+  // an error (-1), and a truncated or corrupt file must not look complete.
+  let r: number
+  do {
+    r = session.session.dispatch(session.buf, session.header)
+  } while (r > 0 && failure === null)
   return new Promise((resolve, reject) => {
-    session.on('packet', (p) => {
-      if (failure !== null) return
-      count++
-      const h = p.header
-      pkt.buf = p.buf
-      pkt.timeMs = h.readUInt32LE(0) * 1000 + Math.floor(h.readUInt32LE(4) / 1000)
-      pkt.caplen = Math.min(h.readUInt32LE(8), p.buf.length)
-      pkt.linkType = LINK_TYPES[p.link_type] ?? -1
-      try {
-        onPacket(pkt)
-      } catch (err) {
-        failure = err
-      }
-    })
     session.on('complete', () => {
       session.close()
       if (failure !== null) reject(failure)
+      else if (r < 0) reject(new CaptureError('ECORRUPT', `${path}: truncated or corrupt after packet ${count}`))
       else resolve(count)
     })
   })

@@ -1,0 +1,146 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { domainToASCII } from 'node:url'
+import { PACKAGE_ROOT } from '../../src/config/index.js'
+import { FIXTURES } from '../helpers/fixtures.js'
+
+/**
+ * `aigate classify` (the built CLI, as an analyst runs it) on captures of
+ * real clients reports exactly the names tshark reports for the same file.
+ */
+const BIN = join(PACKAGE_ROOT, 'bin', 'aigate.js')
+const PCAP = join(FIXTURES, 'pcap', 'clients.pcap')
+const PCAPNG = join(FIXTURES, 'pcap', 'clients.pcapng')
+
+function aigate (...args: string[]): { status: number | null, stdout: string, stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+function lines (stdout: string): Array<Record<string, any>> {
+  return stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
+}
+
+/** Names tshark reads: TLS SNI, DNS query names (queries only), HTTP Host; normalised like ours. */
+function tsharkNames (file: string): string[] {
+  const r = spawnSync('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1 || (dns.flags.response == 0) || http.request',
+    '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
+    '-e', 'tls.handshake.extensions_server_name', '-e', 'dns.qry.name', '-e', 'http.host'], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`tshark failed: ${r.stderr}`)
+  const names = new Set<string>()
+  for (const line of r.stdout.split('\n')) {
+    for (const field of line.split('\t')) {
+      for (const n of field.split(',')) {
+        if (n === '') continue
+        // tshark shows IDN as Unicode; we report punycode (the wire form).
+        names.add(domainToASCII(n.toLowerCase().replace(/\.$/, '').replace(/:\d+$/, '')))
+      }
+    }
+  }
+  return [...names].sort()
+}
+
+t.test('same names as tshark, pcap and pcapng', async (t) => {
+  const hasTshark = spawnSync('sh', ['-c', 'command -v tshark']).status === 0
+  t.ok(hasTshark, 'tshark is installed (quickstart.sh installs it)')
+  for (const file of [PCAP, PCAPNG]) {
+    const r = aigate('classify', file)
+    t.equal(r.status, 0, `${file}: exit 0 (${r.stderr.trim()})`)
+    const decisions = lines(r.stdout)
+    const ours = [...new Set(decisions.map((d) => d.name as string))].sort()
+    if (hasTshark) t.same(ours, tsharkNames(file), `${file}: names equal tshark's`)
+    t.ok(ours.includes('api.anthropic.com') && ours.includes('chatgpt.com') && ours.includes('en.wikipedia.org'))
+  }
+})
+
+t.test('decision lines: ECS fields, flat name, every action, the right vendor', async (t) => {
+  const r = aigate('classify', PCAP)
+  const ds = lines(r.stdout)
+  t.ok(ds.length > 10)
+  for (const d of ds) {
+    t.type(d.name, 'string')
+    t.match(d['@timestamp'], /^\d{4}-\d\d-\d\dT/)
+    t.equal(d['log.level'], 'info')
+    t.ok(['allow', 'monitor', 'block', 'reject'].includes(d.event.action))
+    t.ok(['sni', 'dns', 'http'].includes(d.aigate.seen))
+    t.match(d.source.ip, /^(10\.200\.0\.1|fd00:200::1)$/)
+    t.type(d.source.port, 'number')
+    t.ok(d.destination.port === 443 || d.destination.port === 53 || d.destination.port === 80)
+    t.ok(['tcp', 'udp'].includes(d.network.transport))
+  }
+  const one = (name: string, seen: string) => ds.find((d) => d.name === name && d.aigate.seen === seen)
+  const claude = one('api.anthropic.com', 'sni')
+  t.equal(claude?.event.action, 'block')
+  t.equal(claude?.aigate.vendor, 'anthropic')
+  t.equal(claude?.rule.name, 'anthropic.com')
+  t.equal(claude?.tls.client.server_name, 'api.anthropic.com')
+  t.equal(one('chatgpt.com', 'http')?.event.action, 'monitor')
+  t.equal(one('chatgpt.com', 'http')?.url.domain, 'chatgpt.com')
+  const wiki = one('en.wikipedia.org', 'sni')
+  t.equal(wiki?.event.action, 'allow')
+  t.equal(wiki?.aigate.vendor, null)
+  t.ok(ds.some((d) => d.aigate.seen === 'dns' && d.dns.question.type === 'HTTPS'), 'DNS type names')
+  t.ok(ds.some((d) => d.network.type === 'ipv6'), 'IPv6 flows')
+})
+
+t.test('a different policy changes the actions; rules and policy flags work', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-policy-'))
+  const policy = join(dir, 'p.yaml')
+  writeFileSync(policy, 'default: block\nvendors: {openai: allow}\n')
+  const ds = lines(aigate('classify', '--policy', policy, PCAP).stdout)
+  t.equal(ds.find((d) => d.name === 'en.wikipedia.org')?.event.action, 'block')
+  t.equal(ds.find((d) => d.name === 'api.openai.com')?.event.action, 'allow')
+})
+
+t.test('bad input: one clear line, non-zero, no stack trace', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-bad-'))
+  const trunc = join(dir, 'truncated.pcap')
+  const full = readFileSync(PCAP)
+  writeFileSync(trunc, full.subarray(0, Math.floor(full.length / 2)))
+  const junk = join(dir, 'junk.pcap')
+  writeFileSync(junk, Buffer.from('this is not a capture file at all\n'))
+  const cases: Array<[string[], RegExp]> = [
+    [['classify', join(dir, 'missing.pcap')], /missing\.pcap: no such file$/],
+    [['classify', junk], /not a pcap or pcapng capture file$/],
+    [['classify', dir], /is a directory$/],
+    [['classify', trunc], /truncated/],
+    [['classify', '--rules', join(dir, 'nope'), PCAP], /cannot read rules directory: ENOENT$/],
+    [['classify'], /missing required argument 'file'/],
+    [['bogus'], /unknown command 'bogus'/],
+  ]
+  for (const [args, re] of cases) {
+    const r = aigate(...args)
+    t.not(r.status, 0, `${args.join(' ')}: non-zero`)
+    t.match(r.stderr.trim(), re, `${args.join(' ')}: ${r.stderr.trim()}`)
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  }
+})
+
+t.test('check: text and --json', async (t) => {
+  const r = aigate('check', '--json', 'API.Anthropic.com.', 'gemini.com', 'bücher.example', 'bad name')
+  t.equal(r.status, 1, 'an invalid name makes the exit status 1')
+  const ds = lines(r.stdout)
+  t.same(ds.map((d) => [d.name, d.action, d.vendor, d.rule]), [
+    ['api.anthropic.com', 'block', 'anthropic', 'anthropic.com'],
+    ['gemini.com', 'allow', null, null],
+    ['xn--bcher-kva.example', 'allow', null, null],
+    ['bad name', undefined, undefined, undefined],
+  ])
+  const help = aigate('--help')
+  t.equal(help.status, 0)
+  t.match(help.stdout, /classify/)
+  t.match(help.stdout, /check/)
+})
+
+t.test('rules lint reports file:line problems', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-lint-'))
+  writeFileSync(join(dir, 'acme.txt'), '# vendor: acme\n# title: Acme\n# category: ai\n# source: test\nb.example\na.example\nbad..name\n')
+  const r = aigate('rules', 'lint', '--rules', dir)
+  t.equal(r.status, 1)
+  t.match(r.stderr, /acme\.txt:6: not sorted/)
+  t.match(r.stderr, /acme\.txt:7: invalid name "bad\.\.name": empty-label/)
+  t.equal(aigate('rules', 'lint').status, 0, 'the shipped rules lint clean')
+})
