@@ -12,6 +12,7 @@ import { parseName, NameOut, type Name } from '../name/index.js'
 import { parseCidr } from '../policy/index.js'
 import { CaptureError } from '../source/pcapfile.js'
 import { classifyFile } from '../source/classify-file.js'
+import { runDaemon, parseQueues, StartupError } from '../daemon/index.js'
 
 /**
  * Command line: the only module that prints for people and calls process.exit.
@@ -111,6 +112,18 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
       if (bad > 0) process.exitCode = 1
     })
 
+  rulesOptions(program.command('run')
+    .description('the inline daemon: classify packets from NFQUEUE and return verdicts (needs CAP_NET_ADMIN; set the kernel rules up with `aigate firewall up`)')
+    .addOption(new Option('--queues <list>', 'NFQUEUE numbers, one worker thread each: 0 | 0,1 | 0-3').default('0'))
+    .addOption(new Option('--cache-size <n>', 'decision cache entries per queue').default(DEFAULT_CACHE_SIZE).argParser(intOption('--cache-size', 1)))
+    .addOption(new Option('--log <file>', 'decision log: a file (appended) or - for stdout').default('-'))
+    .option('--fail-closed', 'when the queue is full, drop instead of accept (the default is fail-open)'))
+    .action(async (opts: { rules: string, policy: string, queues: string, cacheSize: number, log: string, failClosed?: boolean }) => {
+      const queues = parseQueues(opts.queues)
+      if (queues === null) throw new UsageError(`--queues: "${opts.queues}" is not a queue list (0, 0,1 or 0-3; at most 64)`)
+      await runDaemon({ queues, rulesDir: opts.rules, policyFile: opts.policy, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failClosed !== true })
+    })
+
   const rules = program.command('rules').description('validate and import rule lists')
   rulesOptions(rules.command('lint')
     .description('validate vendor lists (headers, syntax, order, duplicates) and the policy, with file:line errors'))
@@ -166,7 +179,7 @@ function fail (err: unknown): number {
     for (const p of err.problems) process.stderr.write(`aigate: ${p}\n`)
     return 1
   }
-  if (err instanceof CaptureError || err instanceof UsageError) {
+  if (err instanceof CaptureError || err instanceof UsageError || err instanceof StartupError) {
     process.stderr.write(`aigate: ${err.message}\n`)
     return err instanceof UsageError ? 2 : 1
   }

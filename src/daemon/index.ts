@@ -1,0 +1,106 @@
+import { Worker } from 'node:worker_threads'
+import { loadRuleset } from '../config/index.js'
+import type { WorkerConfig, FromWorker } from './worker.js'
+
+/**
+ * `aigate run`: one worker thread per NFQUEUE (see worker.ts). The main
+ * thread owns the signals: SIGTERM/SIGINT stop every worker (each answers
+ * what it holds and closes its queue) and exit 0; SIGHUP validates the rules
+ * and policy here first, then has every worker rebuild and swap; a bad file
+ * is reported and the old rules stay. SIGUSR1 prints counters on stderr.
+ */
+export interface RunOptions {
+  queues: number[]
+  rulesDir: string
+  policyFile: string
+  cacheSize: number
+  log: string
+  failOpen: boolean
+}
+
+export class StartupError extends Error {
+  readonly code: string
+  constructor (code: string, message: string) {
+    super(message)
+    this.name = 'StartupError'
+    this.code = code
+  }
+}
+
+const say = (s: string): void => { process.stderr.write(`aigate: ${s}\n`) }
+
+export async function runDaemon (opts: RunOptions): Promise<void> {
+  // Fail before any queue is bound when the rules or policy are wrong.
+  const rules = loadRuleset(opts.rulesDir, opts.policyFile)
+  const workerUrl = new URL('./worker.js', import.meta.url)
+  const workers = new Map<number, Worker>()
+  const waitFor = (type: FromWorker['type']): Promise<FromWorker[]> => Promise.all([...workers.values()].map((w) =>
+    new Promise<FromWorker>((resolve) => {
+      const onMsg = (m: FromWorker): void => {
+        if (m.type === type || m.type === 'error') { w.off('message', onMsg); resolve(m) }
+      }
+      w.on('message', onMsg)
+      w.once('exit', () => resolve({ type: 'stopped', queue: -1 }))
+    })))
+
+  for (const q of opts.queues) {
+    const cfg: WorkerConfig = { queue: q, rulesDir: opts.rulesDir, policyFile: opts.policyFile, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen }
+    workers.set(q, new Worker(workerUrl, { workerData: cfg, name: `aigate-queue-${q}` }))
+  }
+  const started = await waitFor('ready')
+  const failed = started.filter((m): m is Extract<FromWorker, { type: 'error' }> => m.type === 'error')
+  if (failed.length > 0) {
+    await Promise.all([...workers.values()].map((w) => w.terminate()))
+    const f = failed[0] as Extract<FromWorker, { type: 'error' }>
+    throw new StartupError(f.code, f.message)
+  }
+  say(`running on queue${opts.queues.length > 1 ? 's' : ''} ${opts.queues.join(',')}: ${rules.lists.length} vendor lists, ` +
+    `${rules.matcher.size} entries, policy ${opts.policyFile}, log ${opts.log === '-' ? 'stdout' : opts.log}`)
+
+  let stopping = false
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    for (const w of workers.values()) w.postMessage({ type: 'stop' })
+    await waitFor('stopped')
+    say(`${signal}: stopped`)
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => { void stop('SIGTERM') })
+  process.on('SIGINT', () => { void stop('SIGINT') })
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadRuleset(opts.rulesDir, opts.policyFile)
+      for (const w of workers.values()) w.postMessage({ type: 'reload' })
+      say(`SIGHUP: reloading ${next.lists.length} vendor lists, ${next.matcher.size} entries`)
+    } catch (err) {
+      say(`SIGHUP: rules not reloaded, the old ones stay: ${(err as Error).message.replace(/\n/g, '; ')}`)
+    }
+  })
+  process.on('SIGUSR1', () => {
+    void (async () => {
+      for (const w of workers.values()) w.postMessage({ type: 'stats' })
+      for (const m of await waitFor('stats')) if (m.type === 'stats') say(`stats queue ${m.queue}: ${JSON.stringify(m.stats)}`)
+    })()
+  })
+  for (const [q, w] of workers) {
+    w.on('error', (err) => { say(`queue ${q}: worker failed: ${err.message}`); process.exitCode = 1; void stop('error') })
+    w.on('message', (m: FromWorker) => {
+      if (m.type === 'reloaded' && !m.ok) say(`queue ${q}: reload failed, old rules stay: ${m.message ?? ''}`)
+    })
+  }
+}
+
+/** Parse `0`, `0,1`, `0-3` into queue numbers. */
+export function parseQueues (text: string): number[] | null {
+  const out = new Set<number>()
+  for (const part of text.split(',')) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part.trim())
+    if (m === null) return null
+    const a = Number(m[1])
+    const b = m[2] === undefined ? a : Number(m[2])
+    if (a > 65535 || b > 65535 || b < a || b - a > 63) return null
+    for (let q = a; q <= b; q++) out.add(q)
+  }
+  return [...out].sort((x, y) => x - y)
+}

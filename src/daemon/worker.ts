@@ -1,0 +1,116 @@
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
+import pino from 'pino'
+import { Queue, QueueError, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
+import { decodeIp, PacketView } from '../decode/packet.js'
+import { Status } from '../util/status.js'
+import { Classifier, Outcome } from '../classify/index.js'
+import { loadRuleset } from '../config/index.js'
+import { createLogger, logOutcome, type LogExtra } from '../log/index.js'
+import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js'
+
+/**
+ * One worker thread per queue: owns its queue, its compiled rules, its cache
+ * and its log writer, so workers share nothing and never wait on each other.
+ * Messages from the main thread: 'reload' (rebuild rules, swap), 'stop'
+ * (answer what is held, close), 'stats'.
+ */
+export interface WorkerConfig {
+  queue: number
+  rulesDir: string
+  policyFile: string
+  cacheSize: number
+  /** '-' for stdout, else a file path (appended). */
+  log: string
+  failOpen: boolean
+}
+
+export type FromWorker =
+  | { type: 'ready', queue: number }
+  | { type: 'error', queue: number, code: string, message: string }
+  | { type: 'reloaded', queue: number, ok: boolean, message?: string }
+  | { type: 'stats', queue: number, stats: Record<string, number> }
+  | { type: 'stopped', queue: number }
+
+const cfg = workerData as WorkerConfig
+if (parentPort === null) throw new Error('daemon/worker.ts must run in a worker thread')
+const port: MessagePort = parentPort
+const post = (m: FromWorker): void => port.postMessage(m)
+
+function start (): void {
+  const classifier = new Classifier(loadRuleset(cfg.rulesDir, cfg.policyFile), cfg.cacheSize)
+  // Synchronous writes: each decision line is one write(2), so lines of several
+  // workers never interleave (one line per decision, not per packet).
+  const dest = pino.destination({ dest: cfg.log === '-' ? 1 : cfg.log, sync: true, append: true, mkdir: true })
+  const log = createLogger(dest)
+  let queue: Queue
+  try {
+    queue = new Queue(cfg.queue, { failOpen: cfg.failOpen })
+  } catch (err) {
+    const e = err as QueueError
+    post({ type: 'error', queue: cfg.queue, code: e.code ?? 'EINVAL', message: e.message })
+    return
+  }
+  const view = new PacketView()
+  const out = new Outcome()
+  const extra: LogExtra = { queue: cfg.queue, durationNs: 0 }
+  let bufView: Buffer | null = null
+  let bufSource: Uint8Array | null = null
+  let decided = 0
+  queue.onBatch((b) => {
+    if (b.buf !== bufSource) { bufSource = b.buf; bufView = Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength) }
+    const buf = bufView as Buffer
+    const meta = b.meta
+    const t0 = performance.now()
+    for (let i = 0; i < b.count; i++) {
+      const r = i * META_STRIDE
+      const off = meta[r + META_OFFSET] as number
+      let verdict = VERDICT_UNDECIDED
+      let mark = MARK_KEEP
+      if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) === Status.Ok &&
+          classifier.classify(view, out) > 0 && out.verdict !== null) {
+        verdict = VERDICT_DECIDED
+        mark = markFor(out.verdict.action, meta[r + META_MARK] as number)
+        decided++
+        extra.durationNs = Math.round((performance.now() - t0) * 1e6)
+        logOutcome(log, view, out, extra)
+      }
+      b.verdicts[i] = verdict
+      b.marks[i] = mark
+    }
+    return b.count
+  })
+  post({ type: 'ready', queue: cfg.queue })
+
+  port.on('message', (m: { type: string }) => {
+    if (m.type === 'reload') {
+      try {
+        classifier.swap(loadRuleset(cfg.rulesDir, cfg.policyFile))
+        post({ type: 'reloaded', queue: cfg.queue, ok: true })
+      } catch (err) {
+        post({ type: 'reloaded', queue: cfg.queue, ok: false, message: (err as Error).message })
+      }
+    } else if (m.type === 'stats') {
+      const s = queue.stats()
+      post({
+        type: 'stats',
+        queue: cfg.queue,
+        stats: {
+          ...s, decided, classified: classifier.stats.packets, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
+        } as unknown as Record<string, number>,
+      })
+    } else if (m.type === 'stop') {
+      // Batches are answered synchronously, so nothing is held between them:
+      // closing now leaves no packet unanswered in our hands.
+      queue.close()
+      dest.flushSync()
+      post({ type: 'stopped', queue: cfg.queue })
+      port.close()
+    }
+  })
+}
+
+try {
+  start()
+} catch (err) {
+  post({ type: 'error', queue: cfg.queue, code: (err as { code?: string }).code ?? 'ECONFIG', message: (err as Error).message })
+}
