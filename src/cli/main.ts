@@ -13,6 +13,8 @@ import { parseCidr } from '../policy/index.js'
 import { CaptureError } from '../source/pcapfile.js'
 import { classifyFile } from '../source/classify-file.js'
 import { runDaemon, parseQueues, StartupError } from '../daemon/index.js'
+import { runDemo } from '../demo/index.js'
+import { captureLive, NAME_PORTS_FILTER } from '../source/live.js'
 
 /**
  * Command line: the only module that prints for people and calls process.exit.
@@ -122,6 +124,35 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
       const queues = parseQueues(opts.queues)
       if (queues === null) throw new UsageError(`--queues: "${opts.queues}" is not a queue list (0, 0,1 or 0-3; at most 64)`)
       await runDaemon({ queues, rulesDir: opts.rules, policyFile: opts.policy, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failClosed !== true })
+    })
+
+  rulesOptions(program.command('capture')
+    .description('passive mode: classify packets from a live interface (mirror/SPAN port) and log decisions, no verdicts (needs CAP_NET_RAW)')
+    .argument('<iface>', 'interface to capture on')
+    .addOption(new Option('--filter <bpf>', 'BPF filter: only ports that carry names').default(NAME_PORTS_FILTER))
+    .addOption(new Option('--cache-size <n>', 'decision cache entries').default(DEFAULT_CACHE_SIZE).argParser(intOption('--cache-size', 1)))
+    .addOption(new Option('--log <file>', 'decision log: a file (appended) or - for stdout').default('-')))
+    .action(async (iface: string, opts: { rules: string, policy: string, filter: string, cacheSize: number, log: string }) => {
+      const classifier = new Classifier(loadRuleset(opts.rules, opts.policy), opts.cacheSize)
+      const dest = pino.destination({ dest: opts.log === '-' ? 1 : opts.log, sync: true, append: true })
+      const handle = captureLive(iface, classifier, createLogger(dest), opts.filter)
+      process.stderr.write(`aigate: capturing on ${iface} (log only), filter: ${opts.filter}\n`)
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string): void => {
+          const s = handle.close()
+          process.stderr.write(`aigate: ${sig}: ${s.received} packets received, ${s.dropped} dropped by the kernel, ${s.decisions} decisions\n`)
+          resolve()
+        }
+        process.once('SIGINT', () => stop('SIGINT'))
+        process.once('SIGTERM', () => stop('SIGTERM'))
+      })
+    })
+
+  rulesOptions(program.command('demo')
+    .description('(root) build a sandbox of network namespaces, run aigate inline with real clients and servers, show the decisions, remove everything')
+    .addOption(new Option('--timeout <s>', 'seconds a client waits before it counts as blocked').default(3).argParser(intOption('--timeout', 1))))
+    .action(async (opts: { rules: string, policy: string, timeout: number }) => {
+      process.exitCode = await runDemo({ rulesDir: opts.rules, policyFile: opts.policy, timeoutSec: opts.timeout })
     })
 
   const rules = program.command('rules').description('validate and import rule lists')

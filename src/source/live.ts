@@ -1,0 +1,59 @@
+import { createRequire } from 'node:module'
+import type { Logger } from 'pino'
+import { decodeIp, ipOffset, PacketView, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
+import { Status } from '../util/status.js'
+import { Classifier, Outcome } from '../classify/index.js'
+import { logOutcome } from '../log/index.js'
+import { CaptureError } from './pcapfile.js'
+
+/**
+ * `aigate capture IFACE`: the same path fed from a live interface (a mirror
+ * or SPAN port where inline is not possible), through the `pcap` package.
+ * Log-only: no verdicts. A BPF filter keeps the kernel from copying packets
+ * that cannot carry a name.
+ */
+export const NAME_PORTS_FILTER =
+  '(tcp and (dst port 443 or dst port 80 or dst port 853 or dst port 53)) or (udp and (dst port 443 or dst port 53))'
+
+interface LiveSession {
+  on (ev: 'packet', cb: (p: { buf: Buffer, header: Buffer, link_type: string }) => void): void
+  close (): void
+  stats (): { ps_recv: number, ps_drop: number, ps_ifdrop: number }
+}
+
+const LINK_TYPES: Record<string, number> = {
+  LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
+}
+
+export interface LiveHandle { close (): { received: number, dropped: number, decisions: number } }
+
+export function captureLive (iface: string, classifier: Classifier, log: Logger, filter = NAME_PORTS_FILTER): LiveHandle {
+  const pcap = createRequire(import.meta.url)('pcap') as { createSession (d: string, o: object): LiveSession }
+  let session: LiveSession
+  try {
+    session = pcap.createSession(iface, { filter, snap_length: 4096, buffer_timeout: 10, promiscuous: true })
+  } catch (err) {
+    const msg = (err as Error).message
+    const hint = /permission|Operation not permitted/i.test(msg) ? ' (needs CAP_NET_RAW)' : ''
+    throw new CaptureError('ECAPTURE', `cannot capture on ${iface}: ${msg}${hint}`)
+  }
+  const view = new PacketView()
+  const out = new Outcome()
+  let decisions = 0
+  session.on('packet', (p) => {
+    const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
+    const ip = ipOffset(LINK_TYPES[p.link_type] ?? -1, p.buf, 0, caplen)
+    if (ip < 0 || decodeIp(p.buf, ip, caplen, view) !== Status.Ok) return
+    if (classifier.classify(view, out) > 0) {
+      decisions += out.count
+      logOutcome(log, view, out)
+    }
+  })
+  return {
+    close: () => {
+      const s = session.stats()
+      session.close()
+      return { received: s.ps_recv, dropped: s.ps_drop + s.ps_ifdrop, decisions }
+    },
+  }
+}
