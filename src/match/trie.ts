@@ -75,7 +75,7 @@ export class Matcher {
   #wild = new Int32Array(INITIAL_NODES)
   #globs = new Map<number, Glob[]>()
   /** Vendor rules by node * 2 + (0 exact | 1 subtree). */
-  #rules: Array<Rule | undefined> = []
+  #rules: Array<Rule | undefined> = [undefined, undefined]
   /** Allow-exceptions by node * 2 + (0 exact | 1 subtree); rare, so a Map. */
   #exceptions = new Map<number, Rule>()
   /** Edge table: [parent, hash, child + 1] per slot; child + 1 = 0 marks an empty slot. */
@@ -124,7 +124,10 @@ export class Matcher {
       wild.set(this.#wild)
       this.#wild = wild
     }
-    this.#labels[id] = label
+    this.#labels.push(label)
+    // Keep the rule slots dense (two per node): a sparse array would fall into
+    // V8's slow dictionary mode.
+    this.#rules.push(undefined, undefined)
     return id
   }
 

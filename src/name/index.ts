@@ -117,10 +117,42 @@ function idnToName (text: string, out: NameOut): boolean {
 
 /** Normalise a name typed by a person (CLI, rules, policy). */
 export function parseName (text: string, out: NameOut = new NameOut()): boolean {
+  let plain = true // already lower-case LDH: the common case for rule files
   for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) >= 0x80) return idnToName(text, out)
+    const c = text.charCodeAt(i)
+    if (c >= 0x80) return idnToName(text, out)
+    if (CLASS[c] !== 1 && CLASS[c] !== 4 && CLASS[c] !== 3) plain = false
+  }
+  if (plain && isPlainName(text)) {
+    out.name = text as Name
+    out.error = null
+    return true
   }
   return readName(Buffer.from(text, 'latin1'), 0, text.length, out)
+}
+
+/**
+ * The same rules as readName for a string of lower-case letters, digits, `-`,
+ * `_` and `.` without a trailing dot; false sends it down the full path,
+ * which also names the error.
+ */
+function isPlainName (s: string): boolean {
+  const n = s.length
+  if (n === 0 || n > MAX_NAME_LENGTH) return false
+  let labelLen = 0
+  let digitsAndDots = true
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (c === C_DOT) {
+      if (labelLen === 0) return false
+      labelLen = 0
+      continue
+    }
+    if (c === C_HYPHEN && (labelLen === 0 || i + 1 === n || s.charCodeAt(i + 1) === C_DOT)) return false
+    if (c > 0x39 || c === C_HYPHEN) digitsAndDots = false
+    if (++labelLen > MAX_LABEL_LENGTH) return false
+  }
+  return labelLen > 0 && !digitsAndDots
 }
 
 function fail (out: NameOut, error: NameError): false {
