@@ -135,6 +135,23 @@ function gather (buf: Buffer, start: number, end: number, out: TlsHello): Status
   return parseClientHello(scratch, 4, want, out)
 }
 
+/**
+ * Parse a bare handshake message (no record layer), as QUIC carries it in
+ * CRYPTO frames (RFC 9001 §4): `Handshake { msg_type = 1; uint24 length; ClientHello }`.
+ * NeedMore (with out.needed) when the message continues past `end`.
+ */
+export function parseHandshake (buf: Buffer, start: number, end: number, out: TlsHello): Status {
+  out.reset()
+  out.buf = buf
+  if (end - start < 4) return needMore(out, 4)
+  if (buf[start] !== HS_CLIENT_HELLO) return Status.Unsupported
+  const hsLen = u24(buf, start + 1)
+  if (hsLen > MAX_CLIENT_HELLO) return Status.Malformed
+  if (start + 4 + hsLen > end) return needMore(out, 4 + hsLen)
+  out.consumed = 4 + hsLen
+  return parseClientHello(buf, start + 4, start + 4 + hsLen, out)
+}
+
 function needMore (out: TlsHello, needed: number): Status {
   out.needed = needed
   return Status.NeedMore
