@@ -7,6 +7,7 @@ import { NameOut, readName, type Name } from '../name/index.js'
 import { DecisionCache } from '../cache/index.js'
 import type { Decision, Action } from '../policy/index.js'
 import type { Ruleset } from './ruleset.js'
+import { FlowTable, type Flow, type FlowLimits } from '../flow/index.js'
 
 /**
  * The one place that knows the order of the data path:
@@ -18,6 +19,24 @@ import type { Ruleset } from './ruleset.js'
 export type Seen = 'sni' | 'quic' | 'dns' | 'http' | 'ech'
 
 export const PORT_DNS = 53
+const PORT_HTTPS = 443
+const PORT_HTTP = 80
+const PORT_DOT = 853
+
+/** Does a TCP payload begin a message we read (TLS handshake record, HTTP method, DNS-over-TCP by port)? */
+function startsMessage (buf: Buffer, s: number, e: number, dstPort: number): boolean {
+  const c = buf[s] as number
+  if (c === 0x16) return e - s < 2 || buf[s + 1] === 0x03
+  if (dstPort === PORT_DNS) return true
+  if (dstPort === PORT_HTTPS || dstPort === PORT_DOT) return false
+  return c >= 0x41 && c <= 0x5a
+}
+
+/** A TLS record other than a handshake (change_cipher_spec, alert, application data, heartbeat): the hello is behind us. */
+function laterTlsRecord (buf: Buffer, s: number, e: number): boolean {
+  const c = buf[s] as number
+  return e - s >= 3 && c >= 20 && c <= 24 && c !== 22 && buf[s + 1] === 0x03 && (buf[s + 2] as number) <= 0x04
+}
 
 /** Strictness of actions, for a packet that carries several names (DNS). */
 const SEVERITY: Record<Action, number> = { allow: 0, monitor: 1, block: 2, reject: 3 }
@@ -39,6 +58,10 @@ export class Outcome {
   verdict: Decision | null = null
   /** Names present on the wire but invalid (counted, not matched). */
   invalidNames = 0
+  /** The name came from bytes gathered over several TCP segments. */
+  reassembled = false
+  /** Segments of the flow seen when the decision was made. */
+  segments = 1
   readonly tls = new TlsHello()
   readonly dns = new DnsQuery()
   readonly http = new HttpHead()
@@ -60,9 +83,13 @@ export class Classifier {
   readonly #nameOut = new NameOut()
   #keyed: boolean
 
-  constructor (ruleset: Ruleset, cacheSize?: number) {
+  /** TCP flows whose opening message spans several segments. */
+  readonly flows: FlowTable
+
+  constructor (ruleset: Ruleset, cacheSize?: number, flowLimits?: Partial<FlowLimits>) {
     this.ruleset = ruleset
     this.cache = new DecisionCache(cacheSize)
+    this.flows = new FlowTable(flowLimits)
     this.#keyed = ruleset.policy.classes > 1
   }
 
@@ -92,9 +119,11 @@ export class Classifier {
    * Classify one decoded packet (client to server). Returns the number of
    * names decided (0 when the packet carries none we can read).
    */
-  classify (view: PacketView, out: Outcome): number {
+  classify (view: PacketView, out: Outcome, now = 0): number {
     this.stats.packets++
     out.count = 0
+    out.reassembled = false
+    out.segments = 1
     out.seen = null
     out.verdict = null
     out.invalidNames = 0
@@ -104,24 +133,7 @@ export class Classifier {
     const e = view.payloadEnd
     if (e <= s) return 0
     if (view.proto === PROTO_TCP) {
-      const first = buf[s] as number
-      if (first === 0x16) {
-        out.seen = 'sni'
-        out.status = parseTls(buf, s, e, out.tls)
-        if (out.status === Status.Ok) {
-          this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
-        }
-      } else if (view.dstPort === PORT_DNS) {
-        out.seen = 'dns'
-        out.status = parseDnsTcp(buf, s, e, out.dns)
-        if (out.status === Status.Ok) this.#dns(view, out)
-      } else if (first >= 0x41 && first <= 0x5a) {
-        out.seen = 'http'
-        out.status = parseHttp(buf, s, e, out.http)
-        if (out.status === Status.Ok && !out.http.ipLiteral) {
-          this.#one(view, out, buf, out.http.hostStart, out.http.hostEnd, 0)
-        }
-      }
+      this.#tcp(view, out, buf, s, e, now)
     } else if (view.proto === PROTO_UDP && view.dstPort === PORT_DNS) {
       out.seen = 'dns'
       out.status = parseDns(buf, s, e, out.dns)
@@ -130,6 +142,95 @@ export class Classifier {
     if (out.seen !== null) (this.stats.byStatus as Float64Array)[out.status] = (this.stats.byStatus[out.status] ?? 0) + 1
     if (out.count > 0) this.stats.named++
     return out.count
+  }
+
+  /**
+   * TCP: a message in one segment is read in place (no state, no copy); one
+   * that needs more bytes, or a segment that continues a flow we hold, goes
+   * through the flow table.
+   */
+  #tcp (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, now: number): void {
+    const table = this.flows
+    let key: string | null = null
+    let flow: Flow | undefined
+    if (table.size > 0) {
+      key = FlowTable.keyOf(view)
+      flow = table.get(key, now)
+    }
+    if (flow === undefined) {
+      const starts = startsMessage(buf, s, e, view.dstPort)
+      if (starts) {
+        this.#read(view, out, buf, s, e)
+        if (out.status === Status.Ok) return
+      }
+      if (out.status !== Status.NeedMore) {
+        // Not a whole message here. On the ports that open with a name, keep the
+        // bytes: they may be a later piece of a hello whose start comes after
+        // them (segments out of order). Ordinary later traffic is left alone.
+        if (starts || laterTlsRecord(buf, s, e)) return // a whole message that is not ours (e.g. ClientKeyExchange)
+        if (view.dstPort !== PORT_HTTPS && view.dstPort !== PORT_HTTP && view.dstPort !== PORT_DOT) return
+      }
+      out.status = Status.NeedMore
+      flow = table.create(key ?? FlowTable.keyOf(view), now)
+      table.addSegment(flow, view.seq, buf, s, e, starts, now)
+      if (out.seen === null) out.seen = view.dstPort === PORT_HTTP ? 'http' : 'sni'
+      return
+    }
+    table.addSegment(flow, view.seq, buf, s, e, startsMessage(buf, s, e, view.dstPort), now)
+    out.count = 0
+    out.seen = view.dstPort === PORT_HTTP ? 'http' : view.dstPort === PORT_DNS ? 'dns' : 'sni'
+    if (flow.have === 0) {
+      out.status = Status.NeedMore
+      if (flow.overflow) this.#special(view, out, flow, this.ruleset.policy.unknown)
+      return
+    }
+    this.#read(view, out, flow.data, 0, flow.have)
+    out.reassembled = true
+    out.segments = flow.packets
+    if (out.status === Status.NeedMore && !flow.overflow) return
+    table.delete(flow)
+    table.stats.completed++
+    if (out.status !== Status.Ok || (out.count === 0 && out.invalidNames === 0)) {
+      this.#special(view, out, flow, this.ruleset.policy.unknown)
+    } else if (flow.disagree) {
+      // Overlapping copies disagreed: the name read is only one of two stories.
+      this.#special(view, out, flow, this.ruleset.policy.evasion)
+    }
+  }
+
+  /** Read one message starting at buf[s] (TLS, DNS over TCP, HTTP) and decide its names. */
+  #read (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number): void {
+    const first = buf[s] as number
+    if (first === 0x16) {
+      out.seen = 'sni'
+      out.status = parseTls(buf, s, e, out.tls)
+      if (out.status === Status.Ok) this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
+    } else if (view.dstPort === PORT_DNS) {
+      out.seen = 'dns'
+      out.status = parseDnsTcp(buf, s, e, out.dns)
+      if (out.status === Status.Ok) this.#dns(view, out)
+    } else if (first >= 0x41 && first <= 0x5a) {
+      out.seen = 'http'
+      out.status = parseHttp(buf, s, e, out.http)
+      if (out.status === Status.Ok && !out.http.ipLiteral) this.#one(view, out, buf, out.http.hostStart, out.http.hostEnd, 0)
+    } else {
+      out.status = Status.Unsupported
+    }
+  }
+
+  /** Replace the outcome with a policy-wide decision (unknown, evasion), keeping a name read if any. */
+  #special (view: PacketView, out: Outcome, flow: Flow, d: Decision): void {
+    this.flows.delete(flow)
+    if (out.count === 0) {
+      out.names[0] = '' as Name
+      out.qtypes[0] = 0
+    }
+    out.count = 1
+    out.decisions[0] = d
+    out.cached[0] = false
+    out.verdict = d
+    this.stats.decisions++
+    void view
   }
 
   #one (view: PacketView, out: Outcome, buf: Buffer, start: number, end: number, qtype: number): void {

@@ -8,6 +8,8 @@ import { ConfigError } from './lists.js'
  * The policy file (YAML, parsed by the `yaml` package):
  *
  *   default: allow                 # action for names no list matches
+ *   unknown: allow                 # a flow whose name could not be read within the limits
+ *   evasion: block                 # a flow that showed two different names (overlap/decoy tricks)
  *   vendors: { anthropic: block }  # per vendor list (file basename)
  *   categories: { ai: monitor }    # per `# category:` of the lists
  *   allow: [internal-llm.corp.example]   # allow-exceptions, beat any block
@@ -22,7 +24,7 @@ import { ConfigError } from './lists.js'
  * Every problem is reported as `file:line: message`.
  */
 
-const TOP_KEYS = ['default', 'vendors', 'categories', 'allow', 'networks']
+const TOP_KEYS = ['default', 'unknown', 'evasion', 'vendors', 'categories', 'allow', 'networks']
 const NET_KEYS = ['name', 'cidrs', 'vendors', 'categories', 'default']
 
 export interface KnownNames { readonly vendors: ReadonlySet<string>, readonly categories: ReadonlySet<string> }
@@ -85,6 +87,10 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
   const top = keysOf(root, TOP_KEYS, 'the policy')
   const defNode = top.get('default')
   const def = defNode === undefined ? 'allow' : action(defNode, 'default')
+  const unknownNode = top.get('unknown')
+  const unknown = unknownNode == null ? undefined : action(unknownNode, 'unknown')
+  const evasionNode = top.get('evasion')
+  const evasion = evasionNode == null ? undefined : action(evasionNode, 'evasion')
   const vendors = actionMap(top.get('vendors'), 'vendors')
   const categories = actionMap(top.get('categories'), 'categories')
 
@@ -134,5 +140,5 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
-  return { default: def as Action, vendors, categories, allow, networks, file }
+  return { default: def as Action, unknown, evasion, vendors, categories, allow, networks, file }
 }

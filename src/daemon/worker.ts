@@ -61,13 +61,14 @@ function start (): void {
     const buf = bufView as Buffer
     const meta = b.meta
     const t0 = performance.now()
+    const now = Date.now()
     for (let i = 0; i < b.count; i++) {
       const r = i * META_STRIDE
       const off = meta[r + META_OFFSET] as number
       let verdict = VERDICT_UNDECIDED
       let mark = MARK_KEEP
       if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) === Status.Ok &&
-          classifier.classify(view, out) > 0 && out.verdict !== null) {
+          classifier.classify(view, out, now) > 0 && out.verdict !== null) {
         verdict = VERDICT_DECIDED
         mark = markFor(out.verdict.action, meta[r + META_MARK] as number)
         decided++

@@ -10,7 +10,7 @@ export const ACTIONS = ['allow', 'monitor', 'block', 'reject'] as const
 export type Action = (typeof ACTIONS)[number]
 
 /** Why the action was chosen, for the log line. */
-export type Reason = 'exception' | 'vendor' | 'category' | 'default'
+export type Reason = 'exception' | 'vendor' | 'category' | 'default' | 'unknown' | 'evasion'
 
 export interface Decision {
   readonly action: Action
@@ -42,6 +42,10 @@ export interface PolicyInput {
   /** Allow-exception patterns in list syntax. */
   readonly allow: readonly string[]
   readonly networks: readonly NetworkPolicy[]
+  /** A flow whose opening message could not be read within the limits (default allow: accept and log). */
+  readonly unknown?: Action
+  /** A flow whose overlapping bytes or repeated hellos disagree (default block). */
+  readonly evasion?: Action
   readonly file: string
 }
 
@@ -129,6 +133,24 @@ export class Policy {
       reason: 'default' as const,
       network: n?.net.default != null ? n.net.name : null,
     }))
+  }
+
+  /** For flows whose name could not be read within the limits. */
+  get unknown (): Decision { return this.#special('unknown') }
+  /** For flows that showed two different names (overlap or decoy tricks); `rule` names the first one. */
+  get evasion (): Decision { return this.#special('evasion') }
+
+  readonly #specials = new Map<string, Decision>()
+  #special (reason: 'unknown' | 'evasion'): Decision {
+    let d = this.#specials.get(reason)
+    if (d === undefined) {
+      d = Object.freeze({
+        action: (reason === 'unknown' ? this.input.unknown : this.input.evasion) ?? (reason === 'unknown' ? 'allow' : 'block'),
+        vendor: null, category: null, rule: null, ruleSource: null, reason, network: null,
+      })
+      this.#specials.set(reason, d)
+    }
+    return d
   }
 
   /** Number of source classes (network exceptions + the global one). */

@@ -33,7 +33,7 @@ export async function classifyFile (path: string, classifier: Classifier, log: L
     if (s === Status.Malformed) { stats.malformed++; return }
     if (s !== Status.Ok) return
     stats.decoded++
-    if (classifier.classify(view, out) > 0) {
+    if (classifier.classify(view, out, p.timeMs) > 0) {
       stats.decisions += out.count
       clock.ms = p.timeMs
       logOutcome(log, view, out)

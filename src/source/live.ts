@@ -44,7 +44,7 @@ export function captureLive (iface: string, classifier: Classifier, log: Logger,
     const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
     const ip = ipOffset(LINK_TYPES[p.link_type] ?? -1, p.buf, 0, caplen)
     if (ip < 0 || decodeIp(p.buf, ip, caplen, view) !== Status.Ok) return
-    if (classifier.classify(view, out) > 0) {
+    if (classifier.classify(view, out, Date.now()) > 0) {
       decisions += out.count
       logOutcome(log, view, out)
     }

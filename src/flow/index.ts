@@ -1,0 +1,224 @@
+import type { PacketView } from '../decode/packet.js'
+
+/**
+ * The first bytes of TCP flows whose opening message (ClientHello, HTTP
+ * request head, DNS-over-TCP query) does not fit in one segment.
+ *
+ * Bounded by construction: at most `maxFlows` flows, at most `maxBytes`
+ * buffered per flow (contiguous and out-of-order bytes together), and a flow
+ * idle longer than `ttlMs` is forgotten. When the table is full the oldest
+ * flow goes, and that is counted (`evicted`).
+ *
+ * Overlap policy: the first copy of a byte wins, as a receiving Linux host
+ * keeps data it already has in order. A later copy that disagrees marks the
+ * flow `disagree` (an evasion trick: overlapping segments that show a DPI box
+ * one name and the server another).
+ */
+
+export const DEFAULT_MAX_FLOWS = 65536
+/** Enough for a post-quantum ClientHello split any way (~1.8 kB) with room: RFC 8446 allows more, we stop here. */
+export const DEFAULT_MAX_FLOW_BYTES = 16384
+export const DEFAULT_FLOW_TTL_MS = 10000
+/** Out-of-order segments held per flow. */
+const MAX_PENDING_SEGMENTS = 64
+
+export interface FlowLimits { maxFlows: number, maxBytes: number, ttlMs: number }
+
+export class Flow {
+  readonly key: string
+  /** Sequence number of the first byte of the stream; -1 until a segment that starts a message is seen. */
+  base = -1
+  /** Contiguous bytes from base. */
+  data: Buffer
+  have = 0
+  /** Out-of-order segments: sequence number and a copy of their bytes. */
+  readonly pendingSeq: number[] = []
+  readonly pendingData: Buffer[] = []
+  pendingBytes = 0
+  lastSeen: number
+  /** Bytes seen twice disagreed (overlap evasion). */
+  disagree = false
+  /** The flow ran past maxBytes without finishing its message. */
+  overflow = false
+  /** Packets of this flow seen. */
+  packets = 0
+  constructor (key: string, now: number, capacity: number) {
+    this.key = key
+    this.lastSeen = now
+    this.data = Buffer.allocUnsafe(capacity)
+  }
+}
+
+export class FlowStats {
+  created = 0
+  completed = 0
+  evicted = 0
+  expired = 0
+  overflowed = 0
+  disagreements = 0
+}
+
+/** Signed distance a - b in 32-bit sequence space (RFC 9293 §3.4). */
+function seqDiff (a: number, b: number): number {
+  return ((a - b) | 0)
+}
+
+export class FlowTable {
+  readonly limits: FlowLimits
+  readonly stats = new FlowStats()
+  /** Insertion order = age order: the first entry is the oldest. */
+  readonly #flows = new Map<string, Flow>()
+
+  constructor (limits: Partial<FlowLimits> = {}) {
+    this.limits = {
+      maxFlows: limits.maxFlows ?? DEFAULT_MAX_FLOWS,
+      maxBytes: limits.maxBytes ?? DEFAULT_MAX_FLOW_BYTES,
+      ttlMs: limits.ttlMs ?? DEFAULT_FLOW_TTL_MS,
+    }
+    if (!Number.isInteger(this.limits.maxFlows) || this.limits.maxFlows < 1) throw new TypeError('maxFlows must be a positive integer')
+    if (!Number.isInteger(this.limits.maxBytes) || this.limits.maxBytes < 64) throw new TypeError('maxBytes must be an integer >= 64')
+  }
+
+  get size (): number { return this.#flows.size }
+
+  /** Key of the packet's flow (client side first): protocol, addresses, ports. Allocates a short string. */
+  static keyOf (v: PacketView): string {
+    const alen = v.ipVersion === 4 ? 4 : 16
+    return v.buf.toString('latin1', v.srcAddr, v.srcAddr + alen) + v.buf.toString('latin1', v.dstAddr, v.dstAddr + alen) +
+      String.fromCharCode(v.proto, v.srcPort >> 8, v.srcPort & 255, v.dstPort >> 8, v.dstPort & 255)
+  }
+
+  get (key: string, now: number): Flow | undefined {
+    const f = this.#flows.get(key)
+    if (f === undefined) return undefined
+    if (now - f.lastSeen > this.limits.ttlMs) {
+      this.#flows.delete(key)
+      this.stats.expired++
+      return undefined
+    }
+    return f
+  }
+
+  create (key: string, now: number): Flow {
+    this.#expireOldest(now)
+    if (this.#flows.size >= this.limits.maxFlows) {
+      const oldest = this.#flows.keys().next().value as string
+      this.#flows.delete(oldest)
+      this.stats.evicted++
+    }
+    const f = new Flow(key, now, Math.min(this.limits.maxBytes, 2048))
+    this.#flows.set(key, f)
+    this.stats.created++
+    return f
+  }
+
+  delete (f: Flow): void {
+    this.#flows.delete(f.key)
+  }
+
+  clear (): void { this.#flows.clear() }
+
+  /** Forget the oldest flows while they are past their time (a few per call, so the cost stays flat). */
+  #expireOldest (now: number): void {
+    let n = 0
+    for (const f of this.#flows.values()) {
+      if (n++ === 4 || now - f.lastSeen <= this.limits.ttlMs) break
+      this.#flows.delete(f.key)
+      this.stats.expired++
+    }
+  }
+
+  /**
+   * Add the segment [s, e) of `buf` at sequence number `seq` to the flow.
+   * `starts`: the segment begins a message (TLS record, HTTP method, DNS
+   * length), used to learn the stream's first byte when the flow has none.
+   */
+  addSegment (f: Flow, seq: number, buf: Buffer, s: number, e: number, starts: boolean, now: number): void {
+    f.lastSeen = now
+    f.packets++
+    // Touch: move to the young end of the age order.
+    this.#flows.delete(f.key)
+    this.#flows.set(f.key, f)
+    if (e <= s) return
+    if (starts && f.base !== -1 && seqDiff(seq, f.base) < 0) {
+      // A message start before what we took as the start: the earlier bytes
+      // were a later piece that arrived first. Start over from here.
+      if (f.have > 0) {
+        f.pendingSeq.push(f.base)
+        f.pendingData.push(Buffer.from(f.data.subarray(0, f.have)))
+        f.pendingBytes += f.have
+        f.have = 0
+      }
+      f.base = -1
+    }
+    if (f.base === -1) {
+      if (starts && (f.pendingSeq.length === 0 || f.pendingSeq.every((p) => seqDiff(p, seq) > 0))) {
+        f.base = seq
+      } else {
+        this.#hold(f, seq, buf, s, e)
+        return
+      }
+    }
+    this.#place(f, seq, buf, s, e)
+    // Out-of-order segments that now touch the contiguous part.
+    for (let progress = true; progress && f.pendingSeq.length > 0;) {
+      progress = false
+      for (let i = 0; i < f.pendingSeq.length; i++) {
+        const rel = seqDiff(f.pendingSeq[i] as number, f.base)
+        if (rel <= f.have) {
+          const d = f.pendingData[i] as Buffer
+          f.pendingSeq.splice(i, 1)
+          f.pendingData.splice(i, 1)
+          f.pendingBytes -= d.length
+          this.#place(f, (f.base + rel) >>> 0, d, 0, d.length)
+          progress = true
+          break
+        }
+      }
+    }
+  }
+
+  #place (f: Flow, seq: number, buf: Buffer, s: number, e: number): void {
+    let rel = seqDiff(seq, f.base)
+    if (rel < 0) { // bytes before the stream start: the receiver discards them
+      s -= rel
+      rel = 0
+      if (s >= e) return
+    }
+    if (rel > f.have) { this.#hold(f, seq, buf, s, e); return }
+    // Overlap with what we already have: first copy wins, disagreement is noted.
+    const overlap = Math.min(e - s, f.have - rel)
+    if (overlap > 0 && buf.compare(f.data, rel, rel + overlap, s, s + overlap) !== 0) {
+      if (!f.disagree) this.stats.disagreements++
+      f.disagree = true
+    }
+    const from = s + overlap
+    if (from >= e) return
+    const room = this.limits.maxBytes - f.have
+    const take = Math.min(e - from, room)
+    if (take < e - from) {
+      if (!f.overflow) this.stats.overflowed++
+      f.overflow = true
+    }
+    if (take <= 0) return
+    if (f.have + take > f.data.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.limits.maxBytes, Math.max(f.data.length * 2, f.have + take)))
+      f.data.copy(grown, 0, 0, f.have)
+      f.data = grown
+    }
+    buf.copy(f.data, f.have, from, from + take)
+    f.have += take
+  }
+
+  #hold (f: Flow, seq: number, buf: Buffer, s: number, e: number): void {
+    if (f.pendingSeq.length >= MAX_PENDING_SEGMENTS || f.have + f.pendingBytes + (e - s) > this.limits.maxBytes) {
+      if (!f.overflow) this.stats.overflowed++
+      f.overflow = true
+      return
+    }
+    // A copy: the packet buffer is reused for the next batch.
+    f.pendingSeq.push(seq)
+    f.pendingData.push(Buffer.from(buf.subarray(s, e)))
+    f.pendingBytes += e - s
+  }
+}

@@ -1,0 +1,169 @@
+import t from 'tap'
+import { decodeIp, PacketView } from '../../src/decode/packet.js'
+import { Classifier, Outcome } from '../../src/classify/index.js'
+import { loadRuleset } from '../../src/config/index.js'
+import { Status } from '../../src/util/status.js'
+import { payloads, expected } from '../helpers/fixtures.js'
+import { tcp4, type Tuple } from '../helpers/packets.js'
+
+/**
+ * TCP reassembly of real captured hellos: split at every byte offset, in
+ * order and reversed, in random orders, retransmitted and overlapping; the
+ * name is always the same. Overlapping copies that disagree are evasion.
+ */
+const ruleset = loadRuleset()
+const exp = expected()
+const view = new PacketView()
+const out = new Outcome()
+
+function feed (c: Classifier, pkt: Buffer, now = 1): number {
+  if (decodeIp(pkt, 0, pkt.length, view) !== Status.Ok) throw new Error('bad packet')
+  return c.classify(view, out, now)
+}
+
+let port = 20000
+function tuple (): Tuple { port = port === 60000 ? 20000 : port + 1; return { src: '10.9.0.1', dst: '10.9.0.2', sport: port, dport: 443 } }
+
+// mulberry32
+function rng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const hellos = payloads('tls').filter(([n]) => !/-seg\d+\.bin$/.test(n))
+
+t.test('every split point, both orders, gives the same name', async (t) => {
+  const c = new Classifier(ruleset)
+  let checked = 0
+  let ambiguous = 0
+  for (const [file, bytes] of hellos) {
+    const want = exp[file]?.sni
+    for (let cut = 1; cut < bytes.length; cut++) {
+      for (const reversed of [false, true]) {
+        // A tail that itself looks like a later TLS record (type 20-24, 0x03, <= 0x04) is
+        // taken for ordinary traffic when it comes first: a known, rare ambiguity.
+        const tail = bytes.subarray(cut)
+        if (reversed && (tail[0] as number) >= 20 && (tail[0] as number) <= 24 && tail[0] !== 22 && tail[1] === 3 && (tail[2] as number) <= 4) { ambiguous++; continue }
+        const tu = tuple()
+        const isn = 0xfffffff0 // sequence numbers wrap inside the hello
+        const a = tcp4(tu, isn, bytes.subarray(0, cut))
+        const b = tcp4(tu, isn + cut, bytes.subarray(cut))
+        const first = reversed ? b : a
+        const second = reversed ? a : b
+        if (feed(c, first) !== 0) { t.fail(`${file} cut ${cut}: decided on the first segment`); continue }
+        if (feed(c, second) !== 1 || out.names[0] !== want) {
+          t.fail(`${file} cut ${cut} reversed=${reversed}: got ${out.count} ${out.names[0]} status ${out.status}`)
+          continue
+        }
+        checked++
+      }
+    }
+  }
+  t.ok(checked > 10000, `${checked} split deliveries recovered the name`)
+  t.ok(ambiguous < 5, `${ambiguous} ambiguous tails skipped`)
+  t.equal(c.flows.size, 0, 'finished flows leave the table')
+})
+
+t.test('real multi-segment captures, segments in every order, with retransmissions', async (t) => {
+  const c = new Classifier(ruleset)
+  const multi = payloads('tls').filter(([n]) => /-seg1\.bin$/.test(n)).map(([n]) => n.replace('-seg1.bin', ''))
+  t.ok(multi.length >= 2, 'two real hellos that span several segments')
+  for (const base of multi) {
+    const segs = payloads('tls').filter(([n]) => n.startsWith(base + '-seg')).map(([, b]) => b)
+    const want = exp[base + '.bin']?.sni
+    const perms = permutations(segs.map((_, i) => i))
+    for (const order of perms) {
+      for (const dup of [false, true]) {
+        const tu = tuple()
+        const offs: number[] = []
+        let o = 1000
+        for (const s of segs) { offs.push(o); o += s.length }
+        let decided = 0
+        for (const i of order) {
+          const pkt = tcp4(tu, offs[i] as number, segs[i] as Buffer)
+          if (feed(c, pkt) > 0) decided++
+          if (dup && decided === 0) feed(c, pkt) // a retransmission of the same bytes
+        }
+        t.equal(decided, 1, `${base} order ${order.join('')} dup=${dup}: one decision`)
+        t.equal(out.names[0], want)
+        t.equal(out.reassembled, true)
+      }
+    }
+  }
+})
+
+t.test('random splits into 3-6 segments, shuffled, some duplicated', async (t) => {
+  const c = new Classifier(ruleset)
+  const r = rng(42)
+  let ok = 0
+  for (let n = 0; n < 3000; n++) {
+    const [file, bytes] = hellos[n % hellos.length] as [string, Buffer]
+    const k = 3 + Math.floor(r() * 4)
+    const cuts = new Set<number>()
+    while (cuts.size < k - 1) cuts.add(1 + Math.floor(r() * (bytes.length - 1)))
+    const points = [0, ...[...cuts].sort((x, y) => x - y), bytes.length]
+    const tu = tuple()
+    const pkts = points.slice(0, -1).map((p, i) => tcp4(tu, 5000 + p, bytes.subarray(p, points[i + 1])))
+    if (r() < 0.3) pkts.push(pkts[Math.floor(r() * pkts.length)] as Buffer)
+    for (let i = pkts.length - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pkts[i], pkts[j]] = [pkts[j] as Buffer, pkts[i] as Buffer] }
+    let got: string | null = null
+    for (const p of pkts) if (feed(c, p) > 0 && got === null) got = out.names[0] as string
+    if (got === exp[file]?.sni) ok++
+    else t.fail(`${file} split ${points.join(',')}: got ${got}`)
+  }
+  t.equal(ok, 3000)
+})
+
+t.test('overlapping segments that disagree are reported as evasion', async (t) => {
+  const c = new Classifier(ruleset)
+  const [file, bytes] = hellos.find(([n]) => n.includes('api.anthropic.com')) as [string, Buffer]
+  const at = bytes.indexOf(Buffer.from('api.anthropic.com'))
+  t.ok(at > 0, file)
+  const tu = tuple()
+  // First copy of the name bytes says api.anthropic.com; a later overlapping copy says otherwise.
+  t.equal(feed(c, tcp4(tu, 100, bytes.subarray(0, at + 5))), 0)
+  const fake = Buffer.from(bytes.subarray(at, at + 10))
+  fake.write('zzzzz', 0, 'latin1')
+  t.equal(feed(c, tcp4(tu, 100 + at, fake)), 0)
+  t.equal(feed(c, tcp4(tu, 100 + at + 5, bytes.subarray(at + 5))), 1)
+  t.equal(out.decisions[0]?.reason, 'evasion')
+  t.equal(out.decisions[0]?.action, 'block', 'the shipped policy blocks evasion')
+  t.equal(out.names[0], 'api.anthropic.com', 'the first copy is what we read')
+  t.equal(c.flows.stats.disagreements, 1)
+})
+
+t.test('bytes before the stream start are discarded like a receiver does; overflow gives the unknown action', async (t) => {
+  const c = new Classifier(ruleset, undefined, { maxBytes: 256 })
+  const [, bytes] = hellos[0] as [string, Buffer]
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 1, bytes.subarray(0, 100))), 0)
+  t.equal(feed(c, tcp4(tu, 101, bytes.subarray(100, 400))), 1, 'the flow runs past its byte cap')
+  t.equal(out.decisions[0]?.reason, 'unknown')
+  t.equal(out.decisions[0]?.action, 'allow')
+  t.equal(c.flows.size, 0)
+})
+
+t.test('the table stays at its cap under a flood of half hellos', async (t) => {
+  const c = new Classifier(ruleset, undefined, { maxFlows: 1000 })
+  const [, bytes] = hellos[0] as [string, Buffer]
+  for (let i = 0; i < 20000; i++) {
+    const tu: Tuple = { src: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, dst: '10.9.0.2', sport: 40000, dport: 443 }
+    feed(c, tcp4(tu, 7, bytes.subarray(0, 200)))
+  }
+  t.equal(c.flows.size, 1000)
+  t.equal(c.flows.stats.evicted, 19000)
+  // Flows past their time are dropped when looked up.
+  const tu: Tuple = { src: '10.0.78.31', dst: '10.9.0.2', sport: 40000, dport: 443 }
+  t.equal(feed(c, tcp4(tu, 207, bytes.subarray(200)), 1e9), 0, 'an expired flow does not complete')
+})
+
+function permutations (xs: number[]): number[][] {
+  if (xs.length <= 1) return [xs]
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]))
+}
