@@ -19,6 +19,8 @@ import { FlowTable, type Flow, type FlowLimits } from '../flow/index.js'
 export type Seen = 'sni' | 'quic' | 'dns' | 'http' | 'ech'
 
 export const PORT_DNS = 53
+/** Category of the lists of ECH providers' public names (rules/vendors/ech-providers.txt). */
+export const CATEGORY_ECH = 'ech'
 const PORT_HTTPS = 443
 const PORT_HTTP = 80
 const PORT_DOT = 853
@@ -204,11 +206,15 @@ export class Classifier {
     if (first === 0x16) {
       out.seen = 'sni'
       out.status = parseTls(buf, s, e, out.tls)
-      if (out.status === Status.Ok) this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
+      if (out.status === Status.Ok) {
+        this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
+        // Real ECH: the outer SNI is a provider's public name. Chrome's GREASE
+        // ECH carries the real name outside, so the extension alone says nothing.
+        if (out.tls.ech && out.count > 0 && out.decisions[0]?.category === CATEGORY_ECH) out.seen = 'ech'
+      }
     } else if (view.dstPort === PORT_DNS) {
       out.seen = 'dns'
-      out.status = parseDnsTcp(buf, s, e, out.dns)
-      if (out.status === Status.Ok) this.#dns(view, out)
+      this.#dnsTcp(view, out, buf, s, e)
     } else if (first >= 0x41 && first <= 0x5a) {
       out.seen = 'http'
       out.status = parseHttp(buf, s, e, out.http)
@@ -242,9 +248,27 @@ export class Classifier {
     this.#record(view, out, this.#nameOut.name, qtype)
   }
 
+  /** Every complete length-prefixed DNS message in buf[s, e) (RFC 7766 §6.2.1: clients may pipeline). */
+  #dnsTcp (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number): void {
+    let p = s
+    let messages = 0
+    for (;;) {
+      const st = parseDnsTcp(buf, p, e, out.dns)
+      if (st !== Status.Ok) {
+        // A partial message after whole ones: the whole ones are decided.
+        out.status = messages > 0 && st === Status.NeedMore ? Status.Ok : st
+        return
+      }
+      this.#dns(view, out)
+      messages++
+      p += out.dns.consumed
+      if (p >= e || out.count >= MAX_QUESTIONS) { out.status = Status.Ok; return }
+    }
+  }
+
   #dns (view: PacketView, out: Outcome): void {
     const q = out.dns
-    for (let i = 0; i < q.count; i++) {
+    for (let i = 0; i < q.count && out.count < MAX_QUESTIONS; i++) {
       if (q.nameErrors[i] !== null) { out.invalidNames++; this.stats.invalidNames++; continue }
       this.#record(view, out, q.names[i] as Name, q.qtypes[i] as number)
     }

@@ -167,3 +167,19 @@ function permutations (xs: number[]): number[][] {
   if (xs.length <= 1) return [xs]
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]))
 }
+
+t.test('DNS over TCP: several messages in one segment, one message split anywhere', async (t) => {
+  const c = new Classifier(ruleset)
+  const tcpq = payloads('dns').filter(([n]) => n.includes('-tcp'))
+  t.ok(tcpq.length >= 2)
+  const [[f1, m1], [f2, m2]] = tcpq as [[string, Buffer], [string, Buffer]]
+  const dnsTuple = (): Tuple => ({ ...tuple(), dport: 53 })
+  t.equal(feed(c, tcp4(dnsTuple(), 1, Buffer.concat([m1, m2]))), 2, 'two pipelined queries, two decisions')
+  t.same(out.names.slice(0, 2), [...(exp[f1]?.names ?? []), ...(exp[f2]?.names ?? [])].map((n) => n.toLowerCase()))
+  for (let cut = 1; cut < m1.length; cut++) {
+    const tu = dnsTuple()
+    t.equal(feed(c, tcp4(tu, 77, m1.subarray(0, cut))), 0)
+    if (feed(c, tcp4(tu, 77 + cut, m1.subarray(cut))) !== 1 || out.names[0] !== exp[f1]?.names?.[0]?.toLowerCase()) t.fail(`cut ${cut}: ${out.names[0]}`)
+  }
+  t.equal(c.flows.size, 0)
+})
