@@ -64,6 +64,13 @@ export class Outcome {
   reassembled = false
   /** Segments of the flow seen when the decision was made. */
   segments = 1
+  /**
+   * Decided (and logged), but not to be saved on the connection yet: an
+   * allowed flow stays under watch until the client's first data after the
+   * hello, so a decoy hello cannot wave the real one through. The verdict
+   * for such a packet is a plain accept.
+   */
+  hold = false
   readonly tls = new TlsHello()
   readonly dns = new DnsQuery()
   readonly http = new HttpHead()
@@ -126,6 +133,7 @@ export class Classifier {
     out.count = 0
     out.reassembled = false
     out.segments = 1
+    out.hold = false
     out.seen = null
     out.verdict = null
     out.invalidNames = 0
@@ -163,7 +171,7 @@ export class Classifier {
       const starts = startsMessage(buf, s, e, view.dstPort)
       if (starts) {
         this.#read(view, out, buf, s, e)
-        if (out.status === Status.Ok) return
+        if (out.status === Status.Ok) { this.#watch(view, out, key, now); return }
       }
       if (out.status !== Status.NeedMore) {
         // Not a whole message here. On the ports that open with a name, keep the
@@ -176,6 +184,10 @@ export class Classifier {
       flow = table.create(key ?? FlowTable.keyOf(view), now)
       table.addSegment(flow, view.seq, buf, s, e, starts, now)
       if (out.seen === null) out.seen = view.dstPort === PORT_HTTP ? 'http' : 'sni'
+      return
+    }
+    if (flow.watchName !== null && flow.have === 0 && flow.pendingSeq.length === 0) {
+      this.#watched(view, out, flow, buf, s, e, now)
       return
     }
     table.addSegment(flow, view.seq, buf, s, e, startsMessage(buf, s, e, view.dstPort), now)
@@ -194,10 +206,64 @@ export class Classifier {
     table.stats.completed++
     if (out.status !== Status.Ok || (out.count === 0 && out.invalidNames === 0)) {
       this.#special(view, out, flow, this.ruleset.policy.unknown)
-    } else if (flow.disagree) {
-      // Overlapping copies disagreed: the name read is only one of two stories.
+    } else if (flow.disagree || (flow.watchName !== null && out.count > 0 && out.names[0] !== flow.watchName)) {
+      // Overlapping copies disagreed, or a second hello names another host
+      // than the first: the name read is only one of two stories.
       this.#special(view, out, flow, this.ruleset.policy.evasion)
+    } else if (flow.watchName !== null) {
+      this.#holdAgain(out, flow, now)
+    } else {
+      this.#watch(view, out, flow.key, now)
     }
+  }
+
+  /** After an allow or monitor decision on TLS or HTTP: watch the flow (see Outcome.hold). */
+  #watch (view: PacketView, out: Outcome, key: string | null, now: number): void {
+    const d = out.verdict
+    if (d === null || (d.action !== 'allow' && d.action !== 'monitor') || out.seen === 'dns') return
+    const f = this.flows.create(key ?? FlowTable.keyOf(view), now)
+    f.watchName = out.names[0] as string
+    f.watchDecision = d
+    out.hold = true
+  }
+
+  /** The same name again (a retransmitted hello): no new decision line, keep watching. */
+  #holdAgain (out: Outcome, flow: Flow, now: number): void {
+    const f = this.flows.create(flow.key, now)
+    f.watchName = flow.watchName
+    f.watchDecision = flow.watchDecision
+    out.count = 0
+    out.verdict = flow.watchDecision as Decision
+    out.hold = true
+  }
+
+  /** A packet of a watched (allowed) flow. */
+  #watched (view: PacketView, out: Outcome, flow: Flow, buf: Buffer, s: number, e: number, now: number): void {
+    const table = this.flows
+    if (!startsMessage(buf, s, e, view.dstPort)) {
+      // The client moved on to data: the allow stands and is saved now.
+      table.delete(flow)
+      out.count = 0
+      out.verdict = flow.watchDecision as Decision
+      out.status = Status.Ok
+      return
+    }
+    this.#read(view, out, buf, s, e)
+    if (out.status === Status.NeedMore) {
+      // A second hello that spans segments: gather it, compare when whole.
+      table.addSegment(flow, view.seq, buf, s, e, true, now)
+      out.count = 0
+      out.verdict = null
+      return
+    }
+    if (out.status !== Status.Ok || out.count === 0) {
+      out.count = 0
+      out.verdict = null
+      return
+    }
+    table.delete(flow)
+    if (out.names[0] === flow.watchName) this.#holdAgain(out, flow, now)
+    else this.#special(view, out, flow, this.ruleset.policy.evasion)
   }
 
   /** Read one message starting at buf[s] (TLS, DNS over TCP, HTTP) and decide its names. */

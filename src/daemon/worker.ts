@@ -67,13 +67,17 @@ function start (): void {
       const off = meta[r + META_OFFSET] as number
       let verdict = VERDICT_UNDECIDED
       let mark = MARK_KEEP
-      if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) === Status.Ok &&
-          classifier.classify(view, out, now) > 0 && out.verdict !== null) {
-        verdict = VERDICT_DECIDED
-        mark = markFor(out.verdict.action, meta[r + META_MARK] as number)
-        decided++
-        extra.durationNs = Math.round((performance.now() - t0) * 1e6)
-        logOutcome(log, view, out, extra)
+      if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) === Status.Ok) {
+        const named = classifier.classify(view, out, now)
+        if (out.verdict !== null && !out.hold) {
+          verdict = VERDICT_DECIDED
+          mark = markFor(out.verdict.action, meta[r + META_MARK] as number)
+          decided++
+        }
+        if (named > 0) {
+          extra.durationNs = Math.round((performance.now() - t0) * 1e6)
+          logOutcome(log, view, out, extra)
+        }
       }
       b.verdicts[i] = verdict
       b.marks[i] = mark

@@ -42,6 +42,13 @@ export class Flow {
   overflow = false
   /** Packets of this flow seen. */
   packets = 0
+  /**
+   * An allowed flow under watch: the name first decided, and the decision.
+   * Until the client sends data that is not a hello, a second hello with
+   * another name (the real one behind a decoy) is evasion.
+   */
+  watchName: string | null = null
+  watchDecision: unknown = null
   constructor (key: string, now: number, capacity: number) {
     this.key = key
     this.lastSeen = now
@@ -80,6 +87,13 @@ export class FlowTable {
   }
 
   get size (): number { return this.#flows.size }
+
+  /** Flows gathering a message (not merely watched after an allow). O(flows): for tests and stats. */
+  reassembling (): number {
+    let n = 0
+    for (const f of this.#flows.values()) if (f.watchName === null || f.have > 0 || f.pendingSeq.length > 0) n++
+    return n
+  }
 
   /** Key of the packet's flow (client side first): protocol, addresses, ports. Allocates a short string. */
   static keyOf (v: PacketView): string {

@@ -67,7 +67,7 @@ t.test('every split point, both orders, gives the same name', async (t) => {
   }
   t.ok(checked > 10000, `${checked} split deliveries recovered the name`)
   t.ok(ambiguous < 5, `${ambiguous} ambiguous tails skipped`)
-  t.equal(c.flows.size, 0, 'finished flows leave the table')
+  t.equal(c.flows.reassembling(), 0, 'finished flows leave the table (allowed ones stay under watch)')
 })
 
 t.test('real multi-segment captures, segments in every order, with retransmissions', async (t) => {
@@ -146,7 +146,7 @@ t.test('bytes before the stream start are discarded like a receiver does; overfl
   t.equal(feed(c, tcp4(tu, 101, bytes.subarray(100, 400))), 1, 'the flow runs past its byte cap')
   t.equal(out.decisions[0]?.reason, 'unknown')
   t.equal(out.decisions[0]?.action, 'allow')
-  t.equal(c.flows.size, 0)
+  t.equal(c.flows.reassembling(), 0)
 })
 
 t.test('the table stays at its cap under a flood of half hellos', async (t) => {
@@ -181,5 +181,41 @@ t.test('DNS over TCP: several messages in one segment, one message split anywher
     t.equal(feed(c, tcp4(tu, 77, m1.subarray(0, cut))), 0)
     if (feed(c, tcp4(tu, 77 + cut, m1.subarray(cut))) !== 1 || out.names[0] !== exp[f1]?.names?.[0]?.toLowerCase()) t.fail(`cut ${cut}: ${out.names[0]}`)
   }
+  t.equal(c.flows.reassembling(), 0)
+})
+
+t.test('a decoy hello for an allowed name does not wave the real one through', async (t) => {
+  const c = new Classifier(ruleset)
+  const decoy = (hellos.find(([n]) => n.includes('curl-7.88-www.example.com')) as [string, Buffer])[1]
+  const real = (hellos.find(([n]) => n.includes('curl-7.88-api.anthropic.com')) as [string, Buffer])[1]
+  const tu = tuple()
+  // zapret "fake": a hello for an allowed name that dies before the server (low TTL), then the real one at the same sequence number.
+  t.equal(feed(c, tcp4(tu, 500, decoy, 0x18, 1)), 1)
+  t.equal(out.names[0], 'www.example.com')
+  t.equal(out.hold, true, 'allowed, but not yet saved on the connection')
+  t.equal(feed(c, tcp4(tu, 500, real)), 1)
+  t.equal(out.names[0], 'api.anthropic.com')
+  t.equal(out.decisions[0]?.reason, 'evasion')
+  t.equal(out.verdict?.action, 'block')
+  t.equal(out.hold, false)
+})
+
+t.test('an allowed flow: a retransmitted hello adds no line; the first data saves the allow', async (t) => {
+  const c = new Classifier(ruleset)
+  const hello = (hellos.find(([n]) => n.includes('curl-7.88-www.example.com')) as [string, Buffer])[1]
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 9, hello)), 1)
+  t.equal(out.hold, true)
+  t.equal(feed(c, tcp4(tu, 9, hello)), 0, 'retransmission: no second decision line')
+  t.equal(out.hold, true)
+  t.equal(out.verdict?.action, 'allow')
+  // TLS application data record from the client: the watch ends, the allow is saved.
+  t.equal(feed(c, tcp4(tu, 9 + hello.length, Buffer.from([0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb]))), 0)
+  t.equal(out.verdict?.action, 'allow')
+  t.equal(out.hold, false)
   t.equal(c.flows.size, 0)
+  // A blocked name is saved on the connection at once.
+  t.equal(feed(c, tcp4(tuple(), 1, (hellos.find(([n]) => n.includes('api.anthropic.com')) as [string, Buffer])[1])), 1)
+  t.equal(out.hold, false)
+  t.equal(out.verdict?.action, 'block')
 })
