@@ -4,6 +4,7 @@ import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
 import { logOutcome, type LogClock } from '../log/index.js'
 import { readCapture } from './pcapfile.js'
+import { FragTable } from '../flow/ipfrag.js'
 
 /** Counters of one replay, printed as the summary of `aigate classify`. */
 export interface ReplayStats {
@@ -22,7 +23,9 @@ export interface ReplayStats {
  */
 export async function classifyFile (path: string, classifier: Classifier, log: Logger, clock: LogClock): Promise<ReplayStats> {
   const view = new PacketView()
+  const whole = new PacketView()
   const out = new Outcome()
+  const frags = new FragTable()
   const stats: ReplayStats = { packets: 0, ip: 0, decoded: 0, decisions: 0, notIp: 0, malformed: 0 }
   await readCapture(path, (p) => {
     stats.packets++
@@ -31,12 +34,20 @@ export async function classifyFile (path: string, classifier: Classifier, log: L
     stats.ip++
     const s = decodeIp(p.buf, ip, p.caplen, view)
     if (s === Status.Malformed) { stats.malformed++; return }
-    if (s !== Status.Ok) return
+    let v = view
+    if (view.isFragment) {
+      // Offline there is no conntrack to put fragments together: we do it.
+      const packet = frags.add(view, p.timeMs)
+      if (packet === null || decodeIp(packet, 0, packet.length, whole) !== Status.Ok) return
+      v = whole
+    } else if (s !== Status.Ok) {
+      return
+    }
     stats.decoded++
-    if (classifier.classify(view, out, p.timeMs) > 0) {
+    if (classifier.classify(v, out, p.timeMs) > 0) {
       stats.decisions += out.count
       clock.ms = p.timeMs
-      logOutcome(log, view, out)
+      logOutcome(log, v, out)
     }
   })
   return stats
