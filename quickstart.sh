@@ -49,6 +49,7 @@ setup() {
   # npm 11 may skip dependencies' install scripts; make sure the native builds exist.
   [ -f node_modules/pcap/build/Release/pcap_binding.node ] || npm rebuild pcap --loglevel=error
   [ -f node_modules/pcap/build/Release/pcap_binding.node ] || { echo "quickstart: pcap binding did not build" >&2; exit 1; }
+  npm run build:native --silent
   npm run build --silent
 }
 

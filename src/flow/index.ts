@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import type { PacketView } from '../decode/packet.js'
 
 /**
@@ -28,8 +29,8 @@ export class Flow {
   readonly key: string
   /** Sequence number of the first byte of the stream; -1 until a segment that starts a message is seen. */
   base = -1
-  /** Contiguous bytes from base. */
-  data: Buffer
+  /** Contiguous bytes from base (allocated when the first byte arrives, grown to at most maxBytes). */
+  data: Buffer = EMPTY
   have = 0
   /** Out-of-order segments: sequence number and a copy of their bytes. */
   readonly pendingSeq: number[] = []
@@ -49,10 +50,9 @@ export class Flow {
    */
   watchName: string | null = null
   watchDecision: unknown = null
-  constructor (key: string, now: number, capacity: number) {
+  constructor (key: string, now: number) {
     this.key = key
     this.lastSeen = now
-    this.data = Buffer.allocUnsafe(capacity)
   }
 }
 
@@ -65,6 +65,8 @@ export class FlowStats {
   disagreements = 0
 }
 
+const EMPTY = Buffer.alloc(0)
+
 /** Signed distance a - b in 32-bit sequence space (RFC 9293 §3.4). */
 function seqDiff (a: number, b: number): number {
   return ((a - b) | 0)
@@ -73,8 +75,12 @@ function seqDiff (a: number, b: number): number {
 export class FlowTable {
   readonly limits: FlowLimits
   readonly stats = new FlowStats()
-  /** Insertion order = age order: the first entry is the oldest. */
-  readonly #flows = new Map<string, Flow>()
+  /**
+   * lru-cache: a hard cap, O(1) eviction of the least recently used flow and
+   * TTL by our clock (packet time offline, wall time inline).
+   */
+  readonly #flows: LRUCache<string, Flow>
+  #now = 0
 
   constructor (limits: Partial<FlowLimits> = {}) {
     this.limits = {
@@ -84,6 +90,17 @@ export class FlowTable {
     }
     if (!Number.isInteger(this.limits.maxFlows) || this.limits.maxFlows < 1) throw new TypeError('maxFlows must be a positive integer')
     if (!Number.isInteger(this.limits.maxBytes) || this.limits.maxBytes < 64) throw new TypeError('maxBytes must be an integer >= 64')
+    this.#flows = new LRUCache<string, Flow>({
+      max: this.limits.maxFlows,
+      ttl: this.limits.ttlMs,
+      ttlResolution: 0,
+      updateAgeOnGet: true,
+      perf: { now: () => this.#now },
+      dispose: (_f, _k, reason) => {
+        if (reason === 'evict') this.stats.evicted++
+        else if (reason === 'expire') this.stats.expired++
+      },
+    })
   }
 
   get size (): number { return this.#flows.size }
@@ -103,44 +120,23 @@ export class FlowTable {
   }
 
   get (key: string, now: number): Flow | undefined {
-    const f = this.#flows.get(key)
-    if (f === undefined) return undefined
-    if (now - f.lastSeen > this.limits.ttlMs) {
-      this.#flows.delete(key)
-      this.stats.expired++
-      return undefined
-    }
-    return f
+    this.#now = now
+    return this.#flows.get(key)
   }
 
   create (key: string, now: number): Flow {
-    this.#expireOldest(now)
-    if (this.#flows.size >= this.limits.maxFlows) {
-      const oldest = this.#flows.keys().next().value as string
-      this.#flows.delete(oldest)
-      this.stats.evicted++
-    }
-    const f = new Flow(key, now, Math.min(this.limits.maxBytes, 2048))
+    this.#now = now
+    const f = new Flow(key, now)
     this.#flows.set(key, f)
     this.stats.created++
     return f
   }
 
   delete (f: Flow): void {
-    this.#flows.delete(f.key)
+    if (this.#flows.peek(f.key) === f) this.#flows.delete(f.key)
   }
 
   clear (): void { this.#flows.clear() }
-
-  /** Forget the oldest flows while they are past their time (a few per call, so the cost stays flat). */
-  #expireOldest (now: number): void {
-    let n = 0
-    for (const f of this.#flows.values()) {
-      if (n++ === 4 || now - f.lastSeen <= this.limits.ttlMs) break
-      this.#flows.delete(f.key)
-      this.stats.expired++
-    }
-  }
 
   /**
    * Add the segment [s, e) of `buf` at sequence number `seq` to the flow.
@@ -150,9 +146,8 @@ export class FlowTable {
   addSegment (f: Flow, seq: number, buf: Buffer, s: number, e: number, starts: boolean, now: number): void {
     f.lastSeen = now
     f.packets++
-    // Touch: move to the young end of the age order.
-    this.#flows.delete(f.key)
-    this.#flows.set(f.key, f)
+    this.#now = now
+    this.#flows.get(f.key) // touch: the young end of the age order, TTL restarted
     if (e <= s) return
     if (starts && f.base !== -1 && seqDiff(seq, f.base) < 0) {
       // A message start before what we took as the start: the earlier bytes
@@ -216,7 +211,7 @@ export class FlowTable {
     }
     if (take <= 0) return
     if (f.have + take > f.data.length) {
-      const grown = Buffer.allocUnsafe(Math.min(this.limits.maxBytes, Math.max(f.data.length * 2, f.have + take)))
+      const grown = Buffer.allocUnsafe(Math.min(this.limits.maxBytes, Math.max(f.data.length * 2, f.have + take, 256)))
       f.data.copy(grown, 0, 0, f.have)
       f.data = grown
     }

@@ -91,8 +91,11 @@ export interface QueueOptions {
   batchSize?: number
   /**
    * Bytes of the batch buffer. Integer from `copyRange + 1024` to 1073741824.
-   * Default 4 MiB. A read stops before a message could overflow it; the rest
-   * waits in the socket for the next read.
+   * Default 4 MiB. The addon receives with recvmmsg into slots of
+   * `copyRange + 1024` bytes, so one read takes at most
+   * `bufferSize / (copyRange + 1024)` packets (819 with the defaults); it
+   * stops before a message could overflow the buffer, and the rest waits in
+   * the socket for the next read.
    */
   bufferSize?: number
 }

@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "aigate_nfq",
+      "sources": ["src/nfq.c", "src/addon.cc"],
+      "libraries": ["-lmnl"],
+      "defines": ["NAPI_VERSION=9", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags": ["-fvisibility=hidden", "-Wall", "-Wextra", "-O2"],
+      "cflags!": ["-O3"],
+      "cflags_c": ["-std=gnu11"],
+      "cflags_cc": ["-std=c++17", "-fvisibility-inlines-hidden", "-fno-exceptions"]
+    }
+  ]
+}
