@@ -8,6 +8,8 @@ import { DecisionCache } from '../cache/index.js'
 import type { Decision, Action } from '../policy/index.js'
 import type { Ruleset } from './ruleset.js'
 import { FlowTable, type Flow, type FlowLimits } from '../flow/index.js'
+import { parseQuicInitial, CryptoAssembler, QuicInfo } from '../extract/quic.js'
+import { LRUCache } from 'lru-cache'
 
 /**
  * The one place that knows the order of the data path:
@@ -22,6 +24,10 @@ export const PORT_DNS = 53
 /** Category of the lists of ECH providers' public names (rules/vendors/ech-providers.txt). */
 export const CATEGORY_ECH = 'ech'
 const PORT_HTTPS = 443
+/** QUIC flows whose ClientHello is still arriving (each holds a 32 KiB assembler). */
+export const DEFAULT_MAX_QUIC_FLOWS = 1024
+/** RFC 9000 §17.2: the first bit of a long header. */
+const QUIC_LONG_HEADER = 0x80
 const PORT_HTTP = 80
 const PORT_DOT = 853
 
@@ -72,6 +78,7 @@ export class Outcome {
    */
   hold = false
   readonly tls = new TlsHello()
+  readonly quic = new QuicInfo()
   readonly dns = new DnsQuery()
   readonly http = new HttpHead()
 }
@@ -94,11 +101,23 @@ export class Classifier {
 
   /** TCP flows whose opening message spans several segments. */
   readonly flows: FlowTable
+  /** QUIC flows (by 5-tuple) whose ClientHello spans several Initial datagrams; decided ones keep their decision. */
+  readonly quicFlows: LRUCache<string, CryptoAssembler | Decision>
+  /** Assemblers to reuse: one scratch for single-datagram hellos, and those of finished flows. */
+  readonly #quicPool: CryptoAssembler[] = []
+  #quicScratch = new CryptoAssembler()
 
   constructor (ruleset: Ruleset, cacheSize?: number, flowLimits?: Partial<FlowLimits>) {
     this.ruleset = ruleset
     this.cache = new DecisionCache(cacheSize)
     this.flows = new FlowTable(flowLimits)
+    this.quicFlows = new LRUCache<string, CryptoAssembler | Decision>({
+      max: DEFAULT_MAX_QUIC_FLOWS,
+      ttl: flowLimits?.ttlMs ?? 10000,
+      ttlResolution: 0,
+      perf: { now: () => this.#now },
+      dispose: (v) => { if (v instanceof CryptoAssembler && this.#quicPool.length < 64) this.#quicPool.push(v) },
+    })
     this.#keyed = ruleset.policy.classes > 1
   }
 
@@ -144,6 +163,8 @@ export class Classifier {
     if (e <= s) return 0
     if (view.proto === PROTO_TCP) {
       this.#tcp(view, out, buf, s, e, now)
+    } else if (view.proto === PROTO_UDP && view.dstPort === PORT_HTTPS) {
+      if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0) this.#quic(view, out, buf, s, e, now)
     } else if (view.proto === PROTO_UDP && view.dstPort === PORT_DNS) {
       out.seen = 'dns'
       out.status = parseDns(buf, s, e, out.dns)
@@ -215,6 +236,49 @@ export class Classifier {
     } else {
       this.#watch(view, out, flow.key, now)
     }
+  }
+
+  #now = 0
+
+  /**
+   * QUIC Initial datagrams: decrypt, gather CRYPTO frames (across datagrams,
+   * in any order), read the ClientHello. A flow decided once keeps its
+   * decision, so retransmitted first flights make no new line.
+   */
+  #quic (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, now: number): void {
+    this.#now = now
+    const key = FlowTable.keyOf(view)
+    const held = this.quicFlows.get(key)
+    if (held !== undefined && !(held instanceof CryptoAssembler)) {
+      out.seen = 'quic'
+      out.status = Status.Ok
+      out.verdict = held
+      return
+    }
+    let asm = held
+    if (asm === undefined) {
+      asm = this.#quicScratch
+      asm.reset()
+    }
+    out.seen = 'quic'
+    out.status = parseQuicInitial(buf, s, e, asm, out.quic)
+    if (out.status === Status.NeedMore) {
+      if (held === undefined) {
+        // Keep this assembler for the flow; take a fresh scratch.
+        this.quicFlows.set(key, asm)
+        this.#quicScratch = this.#quicPool.pop() ?? new CryptoAssembler()
+      }
+      return
+    }
+    if (out.status !== Status.Ok) {
+      if (out.status !== Status.Malformed || held === undefined) out.seen = null
+      return
+    }
+    const h = asm.hello
+    this.#one(view, out, h.buf, h.sniStart, h.sniEnd, 0)
+    if (h.ech && out.count > 0 && out.decisions[0]?.category === CATEGORY_ECH) out.seen = 'ech'
+    if (out.verdict !== null) this.quicFlows.set(key, out.verdict) // the assembler goes back to the pool via dispose
+    else if (held !== undefined) this.quicFlows.delete(key)
   }
 
   /** After an allow or monitor decision on TLS or HTTP: watch the flow (see Outcome.hold). */

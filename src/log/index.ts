@@ -86,10 +86,10 @@ export function logOutcome (log: Logger, view: PacketView, out: Outcome, extra?:
         transport,
         iana_number: String(view.proto),
         type: view.ipVersion === 4 ? 'ipv4' : 'ipv6',
-        protocol: out.seen === 'sni' ? 'tls' : out.seen === 'http' ? 'http' : out.seen === 'dns' ? 'dns' : out.seen,
+        protocol: out.seen === 'sni' || out.seen === 'ech' ? (transport === 'udp' ? 'quic' : 'tls') : out.seen,
       },
     }
-    if (out.seen === 'sni' || out.seen === 'quic') line.tls = { client: { server_name: name } }
+    if (out.seen === 'sni' || out.seen === 'quic' || out.seen === 'ech') line.tls = { client: { server_name: name } }
     else if (out.seen === 'dns') line.dns = { type: 'query', id: out.dns.id, question: { name, type: QTYPES[out.qtypes[i] as number] ?? String(out.qtypes[i]) } }
     else if (out.seen === 'http') line.url = { domain: name }
     log.info(line, `${d.action} ${name}${d.vendor !== null ? ` (${d.vendor})` : ''}`)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { readFileSync, writeFileSync, mkdtempSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { domainToASCII } from 'node:url'
@@ -53,6 +53,21 @@ t.test('same names as tshark, pcap and pcapng', async (t) => {
     const ours = [...new Set(decisions.map((d) => d.name as string))].sort()
     if (hasTshark) t.same(ours, tsharkNames(file), `${file}: names equal tshark's`)
     t.ok(ours.includes('api.anthropic.com') && ours.includes('chatgpt.com') && ours.includes('en.wikipedia.org'))
+  }
+})
+
+t.test('QUIC: Chromium v1/v2 and the RFC Initials give the names tshark gives, seen as quic', async (t) => {
+  const dir = join(FIXTURES, 'quic', 'pcap')
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.pcap'))) {
+    const file = join(dir, f)
+    const ds = lines(aigate('classify', file).stdout)
+    t.ok(ds.length >= 1, `${f}: decided`)
+    t.same([...new Set(ds.map((d) => d.name as string))].sort(), tsharkNames(file), `${f}: names equal tshark's`)
+    for (const d of ds) {
+      t.equal(d.aigate.seen, 'quic')
+      t.equal(d.network.protocol, 'quic')
+      t.equal(d.destination.port, 443)
+    }
   }
 })
 
