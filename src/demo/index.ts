@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Sandbox, waitUntil } from './sandbox.js'
+import { startServers, probe } from './servers.js'
 import { firewallUp, firewallDown } from './fw-adapter.js'
 
 /**
@@ -74,15 +75,15 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
     daemon.stderr?.on('data', (d: Buffer) => { daemonErr += d.toString() })
     if (!await waitUntil(() => daemonErr.includes('running on queue') || daemon.exitCode !== null, 15000)) throw new Error('aigate run did not start')
     if (daemon.exitCode !== null) throw new Error(`aigate run failed: ${daemonErr.trim()}`)
-    if (!await waitUntil(() => probe(sb, a.server, 443) && probe(sb, a.server, 80), 10000)) throw new Error('demo servers did not start')
+    if (!await waitUntil(() => probe(sb, a.server, 443) && probe(sb, a.server, 80) && probe(sb, a.server, 53), 10000)) throw new Error('demo servers did not start')
     say('decision log (one JSON line per decision; shown here in short):\n')
     let offset = 0
     tail = setInterval(() => { offset = printNew(logFile, offset) }, 100)
     const t = String(opts.timeoutSec)
     for (const { name } of NAMES) {
-      rows.push({ name, client: 'curl https', saw: curlSaw(sb, ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', t, '--resolve', `${name}:443:${a.server}`, `https://${name}/`]), action: '', vendor: '' })
+      rows.push({ name, client: 'curl https', saw: curlSaw(sb, ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', t, '--resolve', `${name}:443:${a.server}`, `https://${name}/index.html`]), action: '', vendor: '' })
     }
-    rows.push({ name: 'claude.ai', client: 'curl https IPv6', saw: curlSaw(sb, ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', t, '--resolve', `claude.ai:443:[${a.server6}]`, 'https://claude.ai/']), action: '', vendor: '' })
+    rows.push({ name: 'claude.ai', client: 'curl https IPv6', saw: curlSaw(sb, ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', t, '--resolve', `claude.ai:443:[${a.server6}]`, 'https://claude.ai/index.html']), action: '', vendor: '' })
     rows.push({ name: 'chatgpt.com', client: 'curl http', saw: curlSaw(sb, ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', t, '--resolve', `chatgpt.com:80:${a.server}`, 'http://chatgpt.com/']), action: '', vendor: '' })
     for (const name of ['api.anthropic.com', 'www.example.com']) {
       rows.push({ name, client: 'openssl s_client', saw: opensslSaw(sb, name, opts.timeoutSec), action: '', vendor: '' })
@@ -114,27 +115,6 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
 }
 
 function say (s: string): void { process.stdout.write(`${paint('1', '==')} ${s}\n`) }
-
-function startServers (sb: Sandbox, tmp: string): void {
-  const key = join(tmp, 'key.pem')
-  const cert = join(tmp, 'cert.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=aigate-demo'], { stdio: 'ignore' })
-  // One TLS server answers every name (the demo is about the gateway, not the certificate).
-  sb.spawn(sb.srv, 'openssl', ['s_server', '-quiet', '-accept', '[::]:443', '-cert', cert, '-key', key, '-www'])
-  writeFileSync(join(tmp, 'index.html'), 'hello from the demo server\n')
-  sb.spawn(sb.srv, 'python3', ['-m', 'http.server', '--bind', '::', '--directory', tmp, '80'])
-  sb.spawn(sb.srv, 'dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${sb.addrs.server}`,
-    `--address=/#/${sb.addrs.server}`, '--pid-file', join(tmp, 'dnsmasq.pid'), '--user=root'])
-}
-
-function probe (sb: Sandbox, host: string, port: number): boolean {
-  try {
-    sb.exec(sb.srv, 'bash', ['-c', `exec 3<>/dev/tcp/${host}/${port}`], 2000)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function curlSaw (sb: Sandbox, args: string[]): string {
   const r = spawnSync('ip', ['netns', 'exec', sb.cli, 'curl', ...args], { encoding: 'utf8' })
