@@ -15,6 +15,9 @@ import { classifyFile } from '../source/classify-file.js'
 import { runDaemon, parseQueues, StartupError } from '../daemon/index.js'
 import { runDemo } from '../demo/index.js'
 import { captureLive, NAME_PORTS_FILTER } from '../source/live.js'
+import { up as fwUp, down as fwDown, status as fwStatus } from '../fw/index.js'
+import { FirewallError } from '../fw/exec.js'
+import type { FirewallOptions } from '../fw/options.js'
 
 /**
  * Command line: the only module that prints for people and calls process.exit.
@@ -126,6 +129,45 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
       await runDaemon({ queues, rulesDir: opts.rules, policyFile: opts.policy, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failClosed !== true })
     })
 
+  const fw = program.command('firewall').description('install, remove or show the kernel rules that send flow-opening packets to aigate (root)')
+  const fwOptions = (cmd: Command): Command => cmd
+    .addOption(new Option('--queues <list>', 'NFQUEUE numbers (consecutive: 0-3)').default('0'))
+    .addOption(new Option('--hooks <list>', 'forward (routed traffic) and/or output (this host)').default('forward'))
+    .option('--fail-closed', 'drop, instead of pass, packets when no daemon is bound to the queue')
+    .addOption(new Option('--queue-packets <n>', 'first packets of a TCP/QUIC flow sent to the queue').default(8).argParser(intOption('--queue-packets', 1)))
+    .option('--no-ipv6', 'leave ip6tables alone')
+    .addOption(new Option('--backend <name>', 'iptables, nft or auto (nft when the kernel has its queue expression)').choices(['auto', 'iptables', 'nft']).default('auto'))
+    .option('--netns <name>', 'apply in this network namespace')
+  const fwOpts = (o: { queues: string, hooks: string, failClosed?: boolean, queuePackets: number, ipv6: boolean, backend: string, netns?: string }): FirewallOptions => {
+    const queues = parseQueues(o.queues)
+    if (queues === null) throw new UsageError(`--queues: "${o.queues}" is not a queue list`)
+    return {
+      queues,
+      hooks: o.hooks.split(',').map((h) => h.trim()) as Array<'forward' | 'output'>,
+      failClosed: o.failClosed === true,
+      queuePackets: o.queuePackets,
+      ipv6: o.ipv6,
+      backend: o.backend as 'auto' | 'iptables' | 'nft',
+      ...(o.netns !== undefined ? { netns: o.netns } : {}),
+    }
+  }
+  fwOptions(fw.command('up').description('install the rules (idempotent)')).action((o) => {
+    const backend = fwUp(fwOpts(o))
+    process.stdout.write(`aigate firewall: rules installed (${backend})\n`)
+  })
+  fwOptions(fw.command('down').description('remove the rules (idempotent; the host is left as before `up`)')).action((o) => {
+    fwDown(fwOpts(o))
+    process.stdout.write('aigate firewall: rules removed\n')
+  })
+  fwOptions(fw.command('status').description('show whether the rules are installed, and their packet counters')).option('--json', 'one JSON object')
+    .action((o: { json?: boolean } & Parameters<typeof fwOpts>[0]) => {
+      const s = fwStatus(fwOpts(o))
+      if (o.json === true) { process.stdout.write(JSON.stringify(s) + '\n'); return }
+      process.stdout.write(`installed: ${s.installed ? 'yes' : 'no'} (${s.backend}), hooks: ${s.hooks.join(',') || '-'}, packets sent to userspace: ${s.queuedPackets}\n`)
+      for (const r of s.rules) process.stdout.write(`  ${String(r.packets).padStart(10)} pkts  ${r.family} ${r.table}/${r.chain} ${r.name}\n`)
+      if (!s.installed) process.exitCode = 3
+    })
+
   rulesOptions(program.command('capture')
     .description('passive mode: classify packets from a live interface (mirror/SPAN port) and log decisions, no verdicts (needs CAP_NET_RAW)')
     .argument('<iface>', 'interface to capture on')
@@ -210,7 +252,7 @@ function fail (err: unknown): number {
     for (const p of err.problems) process.stderr.write(`aigate: ${p}\n`)
     return 1
   }
-  if (err instanceof CaptureError || err instanceof UsageError || err instanceof StartupError) {
+  if (err instanceof CaptureError || err instanceof UsageError || err instanceof StartupError || err instanceof FirewallError) {
     process.stderr.write(`aigate: ${err.message}\n`)
     return err instanceof UsageError ? 2 : 1
   }

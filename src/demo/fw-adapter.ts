@@ -1,3 +1,5 @@
-/** Placeholder until src/fw lands: replaced by direct calls. */
-export function firewallUp (_ns: string): void { throw new Error('firewall module missing') }
-export function firewallDown (_ns: string): void {}
+import { up, down } from '../fw/index.js'
+
+/** The demo's gateway rules: queue 0 on the forward hook of the gateway namespace. */
+export function firewallUp (ns: string): void { up({ netns: ns, queues: [0], hooks: ['forward'] }) }
+export function firewallDown (ns: string): void { down({ netns: ns, queues: [0], hooks: ['forward'] }) }

@@ -166,7 +166,7 @@ function printNew (file: string, offset: number): number {
       const d = JSON.parse(line) as Record<string, any>
       const action = String(d.event.action)
       process.stdout.write(`  ${String(d['@timestamp']).slice(11, 23)}  ${paint(ACTION_COLOUR[action] ?? '0', action.toUpperCase().padEnd(7))} ` +
-        `${String(d.name).padEnd(22)} ${String(d.aigate.vendor ?? '-').padEnd(10)} via ${String(d.aigate.seen).padEnd(4)} ` +
+        `${String(d.name).padEnd(22)} ${String(d.aigate.vendor ?? '-').padEnd(14)} via ${String(d.aigate.seen).padEnd(4)} ` +
         `${d.source.ip}:${d.source.port} -> ${d.destination.ip}:${d.destination.port}/${d.network.transport}\n`)
     }
     return offset + Buffer.byteLength(text.slice(0, end))
