@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { PACKAGE_ROOT } from '../config/index.js'
 import type { Sandbox } from './sandbox.js'
 
 /**
@@ -17,7 +17,7 @@ export function startServers (sb: Sandbox, tmp: string): void {
   // 2 MiB for bulk-transfer checks: a decided flow must not come back to userspace.
   writeFileSync(join(tmp, 'big.bin'), Buffer.alloc(2 * 1048576, 0x61))
   // One web server answers every name on 443 (TLS, self-signed) and 80.
-  sb.spawn(sb.srv, process.execPath, [fileURLToPath(new URL('./web-server.js', import.meta.url)), cert, key, tmp])
+  sb.spawn(sb.srv, process.execPath, [join(PACKAGE_ROOT, 'dist', 'src', 'demo', 'web-server.js'), cert, key, tmp])
   sb.spawn(sb.srv, 'dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${sb.addrs.server}`,
     `--address=/#/${sb.addrs.server}`, `--pid-file=${join(tmp, 'dnsmasq.pid')}`, '--user=root'])
 }

@@ -1,0 +1,350 @@
+import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../verdict/marks.js'
+import { run, hasCommand, type ExecContext } from './exec.js'
+import { resolveOptions, hex, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type IptablesVariant, type Resolved, type RuleCounter } from './options.js'
+
+/**
+ * The iptables backend: `iptables`/`ip6tables` (nft or legacy variant) driven
+ * through `iptables-save` (read) and `iptables-restore -w --noflush` (one
+ * atomic batch per family), never a shell string.
+ *
+ * Two chains, both named AIGATE, each jumped to by one rule at the top of
+ * FORWARD (and/or OUTPUT):
+ *
+ *   mangle AIGATE  (priority -150: before the host's filter rules)
+ *     1 decided         connmark in our mask set        -> RETURN   decided flows never reach the queue
+ *     2 save            packet mark in our mask set     -> CONNMARK --save-mark (mask only)
+ *     3 verdict                                         -> RETURN   the daemon's NF_REPEAT pass ends here
+ *     4 queue-tls-http  TCP 80,443,853, first N packets -> NFQUEUE
+ *     5 queue-quic      UDP 443, first N packets        -> NFQUEUE
+ *     6 queue-dns-tcp   TCP 53                          -> NFQUEUE
+ *     7 queue-dns-udp   UDP 53                          -> NFQUEUE
+ *                       everything else falls off the end (RETURN)
+ *   filter AIGATE
+ *     1 decided-accept      connmark ACCEPT -> RETURN (the host's other rules still apply)
+ *     2 decided-drop        connmark DROP   -> DROP
+ *     3 decided-reject-tcp  connmark REJECT, TCP -> REJECT tcp-reset
+ *     4 decided-reject      connmark REJECT     -> REJECT icmp(6)-port-unreachable
+ *     5-7 verdict-*         the same on the packet mark, for packets without conntrack
+ *
+ * Why the queue is in mangle and not in filter: a queue verdict of NF_ACCEPT
+ * (the daemon's answer while it still waits for a name, and what
+ * --queue-bypass does with no daemon) accepts the packet for the rest of
+ * that table's hook: an NFQUEUE rule at the top of filter FORWARD would wave
+ * the first packets of every flow past the host's own FORWARD rules. In
+ * mangle, NF_ACCEPT only ends mangle; filter still runs. NF_REPEAT re-runs
+ * the mangle hook from its top, so the decided packet meets rule 2, its mark
+ * is saved into the connection, and filter AIGATE enforces it (REJECT exists
+ * only in filter).
+ *
+ * `iptables-save` output after `up` then `down` equals the output before:
+ * chains and jumps go, and a table that `up` had to create (iptables-nft
+ * creates tables on first use; the jump's comment records it) is deleted
+ * again when nothing else is in it. iptables-legacy cannot delete a table
+ * once the kernel instantiated it in a namespace; it stays, empty.
+ */
+
+export const CHAIN = 'AIGATE'
+const TABLES = ['mangle', 'filter'] as const
+type Table = (typeof TABLES)[number]
+const HOOK_CHAIN: Record<Hook, string> = { forward: 'FORWARD', output: 'OUTPUT' }
+/** Comment of a hook jump. */
+const JUMP = 'aigate:jump'
+/** Comment of a hook jump in a table that did not exist before `up`: `down` deletes the table again if empty. */
+const JUMP_NEW_TABLE = 'aigate:jump:new-table'
+const RULE_PREFIX = 'aigate:'
+
+export type IpFamily = 'ipv4' | 'ipv6'
+
+/** One rule of an AIGATE chain: its stable name (also its comment) and the iptables arguments after `-A AIGATE`. */
+export interface Rule {
+  readonly name: string
+  readonly args: readonly string[]
+}
+
+/** The exact rules `up` puts into the two AIGATE chains (pure: no commands run). */
+export function iptablesRules (options: FirewallOptions, family: IpFamily): { mangle: Rule[], filter: Rule[] } {
+  return rulesFor(resolveOptions(options), family)
+}
+
+function rulesFor (o: Resolved, family: IpFamily): { mangle: Rule[], filter: Rule[] } {
+  const mask = hex(AIGATE_MARK_MASK)
+  const m = (v: number): string => `${hex(v)}/${mask}`
+  const none = `${hex(0)}/${mask}`
+  const q0 = o.queues[0] as number
+  const q1 = o.queues[o.queues.length - 1] as number
+  const queue = [
+    '-j', 'NFQUEUE',
+    ...(o.queues.length === 1 ? ['--queue-num', String(q0)] : ['--queue-balance', `${q0}:${q1}`]),
+    ...(o.failClosed ? [] : ['--queue-bypass']),
+  ]
+  const firstPackets = ['-m', 'connbytes', '--connbytes', `1:${o.queuePackets}`, '--connbytes-dir', 'original', '--connbytes-mode', 'packets']
+  const unreachable = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'
+  const rule = (name: string, match: string[], target: string[]): Rule =>
+    ({ name, args: [...match, '-m', 'comment', '--comment', RULE_PREFIX + name, ...target] })
+  return {
+    mangle: [
+      rule('decided', ['-m', 'connmark', '!', '--mark', none], ['-j', 'RETURN']),
+      rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
+      rule('verdict', ['-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
+      rule('queue-tls-http', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...firstPackets], queue),
+      rule('queue-quic', ['-p', 'udp', '-m', 'udp', '--dport', '443', ...firstPackets], queue),
+      rule('queue-dns-tcp', ['-p', 'tcp', '-m', 'tcp', '--dport', '53'], queue),
+      rule('queue-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53'], queue),
+    ],
+    filter: [
+      rule('decided-accept', ['-m', 'connmark', '--mark', m(MARK_ACCEPT)], ['-j', 'RETURN']),
+      rule('decided-drop', ['-m', 'connmark', '--mark', m(MARK_DROP)], ['-j', 'DROP']),
+      rule('decided-reject-tcp', ['-p', 'tcp', '-m', 'connmark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', 'tcp-reset']),
+      rule('decided-reject', ['-m', 'connmark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', unreachable]),
+      rule('verdict-drop', ['-m', 'mark', '--mark', m(MARK_DROP)], ['-j', 'DROP']),
+      rule('verdict-reject-tcp', ['-p', 'tcp', '-m', 'mark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', 'tcp-reset']),
+      rule('verdict-reject', ['-m', 'mark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', unreachable]),
+    ],
+  }
+}
+
+interface Tools { readonly cmd: string, readonly save: string, readonly restore: string }
+
+function tools (variant: IptablesVariant, family: IpFamily): Tools {
+  const base = family === 'ipv4' ? 'iptables' : 'ip6tables'
+  const name = variant === 'default' ? base : `${base}-${variant}`
+  return { cmd: name, save: `${name}-save`, restore: `${name}-restore` }
+}
+
+// ---------------------------------------------------------------------------
+// iptables-save, parsed
+
+export interface SavedRule {
+  readonly chain: string
+  /** `-A CHAIN ...` as printed, without the counters. */
+  readonly line: string
+  readonly tokens: readonly string[]
+  readonly packets: number
+  readonly bytes: number
+}
+
+export interface SavedTable {
+  /** Chain name -> policy (`ACCEPT`, `DROP`) for built-in chains, `-` for user chains. */
+  readonly chains: Map<string, string>
+  readonly rules: SavedRule[]
+}
+
+/** Parse `iptables-save [-c]` output into tables. Comment lines (`# Generated by ...`) are ignored. */
+export function parseSave (text: string): Map<string, SavedTable> {
+  const tables = new Map<string, SavedTable>()
+  let cur: SavedTable | null = null
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    if (line.startsWith('*')) {
+      cur = { chains: new Map(), rules: [] }
+      tables.set(line.slice(1), cur)
+    } else if (line === 'COMMIT') {
+      cur = null
+    } else if (cur !== null && line.startsWith(':')) {
+      const [name, policy] = line.slice(1).split(/\s+/)
+      if (name !== undefined) cur.chains.set(name, policy ?? '-')
+    } else if (cur !== null) {
+      const counted = /^\[(\d+):(\d+)\]\s+(.*)$/.exec(line)
+      const body = counted === null ? line : (counted[3] as string)
+      const tokens = tokenize(body)
+      if (tokens[0] !== '-A' || tokens[1] === undefined) continue
+      cur.rules.push({
+        chain: tokens[1],
+        line: body,
+        tokens,
+        packets: counted === null ? 0 : Number(counted[1]),
+        bytes: counted === null ? 0 : Number(counted[2]),
+      })
+    }
+  }
+  return tables
+}
+
+/** Split a saved rule into arguments: whitespace-separated, `"..."` quoted with `\"` and `\\` escapes (as iptables-save writes comments). */
+function tokenize (s: string): string[] {
+  const out: string[] = []
+  let i = 0
+  while (i < s.length) {
+    while (i < s.length && /\s/.test(s[i] as string)) i++
+    if (i >= s.length) break
+    let tok = ''
+    while (i < s.length && !/\s/.test(s[i] as string)) {
+      if (s[i] === '"') {
+        i++
+        while (i < s.length && s[i] !== '"') {
+          if (s[i] === '\\' && i + 1 < s.length) i++
+          tok += s[i]
+          i++
+        }
+        i++ // closing quote
+      } else {
+        tok += s[i]
+        i++
+      }
+    }
+    out.push(tok)
+  }
+  return out
+}
+
+function optionValue (tokens: readonly string[], opt: string): string | null {
+  const i = tokens.indexOf(opt)
+  return i < 0 ? null : (tokens[i + 1] ?? null)
+}
+
+/** A rule outside our chain whose target is our chain. */
+function jumpsToUs (t: SavedTable): SavedRule[] {
+  return t.rules.filter((r) => r.chain !== CHAIN && (optionValue(r.tokens, '-j') === CHAIN || optionValue(r.tokens, '-g') === CHAIN))
+}
+
+function isCanonicalJump (r: SavedRule, hookChain: string, comment: string): boolean {
+  const want = ['-A', hookChain, '-m', 'comment', '--comment', comment, '-j', CHAIN]
+  return r.tokens.length === want.length && r.tokens.every((t, i) => t === want[i])
+}
+
+/** Only built-in chains, policy ACCEPT, no rule: as if the table were not there. */
+function isEmptyTable (t: SavedTable): boolean {
+  return t.rules.length === 0 && [...t.chains.values()].every((p) => p === 'ACCEPT')
+}
+
+/** Append " [batch line N: ...]" when iptables-restore names the line it refused. */
+function explainBatch (batch: readonly string[]): (stderr: string) => string {
+  return (stderr) => {
+    const m = /line:? (\d+)/i.exec(stderr)
+    const n = m === null ? NaN : Number(m[1])
+    const text = batch[n - 1]
+    return text === undefined ? '' : `[batch line ${n}: ${text}]`
+  }
+}
+
+function families (o: Resolved): IpFamily[] {
+  return o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']
+}
+
+function restore (ctx: ExecContext, t: Tools, batch: string[]): void {
+  run(ctx, t.restore, ['-w', '--noflush'], batch.join('\n') + '\n', explainBatch(batch))
+}
+
+// ---------------------------------------------------------------------------
+// up / down / status
+
+function upFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
+  const t = tools(o.iptables, family)
+  const saved = parseSave(run(ctx, t.save, []))
+  const rules = rulesFor(o, family)
+  const batch: string[] = []
+  for (const table of TABLES) {
+    const cur = saved.get(table)
+    const jumps = cur === undefined ? [] : jumpsToUs(cur)
+    const comment = cur === undefined || jumps.some((j) => optionValue(j.tokens, '--comment') === JUMP_NEW_TABLE) ? JUMP_NEW_TABLE : JUMP
+    // `:AIGATE - [0:0]` with --noflush creates the chain, or empties it if it exists:
+    // the chain is rebuilt whole, atomically, so a second `up` gives the same rules.
+    batch.push(`*${table}`, `:${CHAIN} - [0:0]`)
+    for (const r of rules[table]) batch.push(`-A ${CHAIN} ${r.args.join(' ')}`)
+    for (const hook of ['forward', 'output'] as const) {
+      const hookChain = HOOK_CHAIN[hook]
+      const want = o.hooks.includes(hook)
+      const ours = jumps.filter((j) => j.chain === hookChain)
+      const first = cur?.rules.find((r) => r.chain === hookChain)
+      if (want && ours.length === 1 && first !== undefined && first === ours[0] && isCanonicalJump(first, hookChain, comment)) continue
+      for (const j of ours) batch.push(j.line.replace(/^-A /, '-D '))
+      if (want) batch.push(`-I ${hookChain} 1 -m comment --comment ${comment} -j ${CHAIN}`)
+    }
+    // Jumps from other chains than our hooks (left by hand, or by an older version) go too.
+    for (const j of jumps) {
+      if (j.chain !== 'FORWARD' && j.chain !== 'OUTPUT') batch.push(j.line.replace(/^-A /, '-D '))
+    }
+    batch.push('COMMIT')
+  }
+  restore(ctx, t, batch)
+}
+
+function downFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
+  const t = tools(o.iptables, family)
+  const saved = parseSave(run(ctx, t.save, []))
+  const batch: string[] = []
+  const madeTables: Table[] = []
+  for (const table of TABLES) {
+    const cur = saved.get(table)
+    if (cur === undefined) continue
+    const jumps = jumpsToUs(cur)
+    const hasChain = cur.chains.has(CHAIN)
+    if (jumps.length === 0 && !hasChain) continue
+    batch.push(`*${table}`)
+    for (const j of jumps) batch.push(j.line.replace(/^-A /, '-D '))
+    if (hasChain) batch.push(`-F ${CHAIN}`, `-X ${CHAIN}`)
+    batch.push('COMMIT')
+    if (jumps.some((j) => optionValue(j.tokens, '--comment') === JUMP_NEW_TABLE)) madeTables.push(table)
+  }
+  if (batch.length > 0) restore(ctx, t, batch)
+  if (madeTables.length === 0) return
+  // Tables `up` created go again when empty, so iptables-save shows what it showed
+  // before. iptables has no command to delete a table; with iptables-nft the table
+  // is an nf_tables table, which `nft` can delete. Legacy tables cannot be deleted.
+  if (!/nf_tables/.test(run(ctx, t.cmd, ['-V'])) || !hasCommand(ctx, 'nft')) return
+  const after = parseSave(run(ctx, t.save, []))
+  for (const table of madeTables) {
+    const cur = after.get(table)
+    if (cur !== undefined && isEmptyTable(cur)) run(ctx, 'nft', ['delete', 'table', family === 'ipv4' ? 'ip' : 'ip6', table])
+  }
+}
+
+function statusFamily (ctx: ExecContext, o: Resolved, family: IpFamily, rules: RuleCounter[], hooks: Set<Hook>): boolean {
+  const t = tools(o.iptables, family)
+  const saved = parseSave(run(ctx, t.save, ['-c']))
+  let installed = true
+  for (const table of TABLES) {
+    const cur = saved.get(table)
+    if (cur === undefined || !cur.chains.has(CHAIN)) { installed = false; continue }
+    const jumps = jumpsToUs(cur)
+    if (jumps.length === 0) installed = false
+    for (const j of jumps) {
+      if (j.chain === 'FORWARD') hooks.add('forward')
+      if (j.chain === 'OUTPUT') hooks.add('output')
+    }
+    for (const r of cur.rules) {
+      if (r.chain !== CHAIN) continue
+      const comment = optionValue(r.tokens, '--comment')
+      rules.push({
+        family,
+        table,
+        chain: CHAIN,
+        name: comment !== null && comment.startsWith(RULE_PREFIX) ? comment.slice(RULE_PREFIX.length) : '?',
+        rule: r.line.replace(/^-A \S+ /, ''),
+        packets: r.packets,
+        bytes: r.bytes,
+      })
+    }
+  }
+  return installed
+}
+
+export const iptablesBackend: Firewall = {
+  name: 'iptables',
+  up (opts?: FirewallOptions): void {
+    const o = resolveOptions(opts)
+    const ctx = { netns: o.netns }
+    for (const f of families(o)) upFamily(ctx, o, f)
+  },
+  down (opts?: FirewallOptions): void {
+    const o = resolveOptions(opts)
+    const ctx = { netns: o.netns }
+    for (const f of families(o)) downFamily(ctx, o, f)
+  },
+  status (opts?: FirewallOptions): FirewallStatus {
+    const o = resolveOptions(opts)
+    const ctx = { netns: o.netns }
+    const rules: RuleCounter[] = []
+    const hooks = new Set<Hook>()
+    let installed = true
+    for (const f of families(o)) installed = statusFamily(ctx, o, f, rules, hooks) && installed
+    return {
+      installed,
+      backend: 'iptables',
+      hooks: (['forward', 'output'] as const).filter((h) => hooks.has(h)),
+      rules,
+      queuedPackets: rules.filter((r) => r.name.startsWith('queue-')).reduce((n, r) => n + r.packets, 0),
+    }
+  },
+}

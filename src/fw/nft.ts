@@ -1,0 +1,148 @@
+import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../verdict/marks.js'
+import { run, tryRun, type ExecContext } from './exec.js'
+import { resolveOptions, hex, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type Resolved, type RuleCounter } from './options.js'
+
+/**
+ * The nftables backend, for kernels with the native `queue` expression (most
+ * real gateways). Everything lives in one table of our own, `inet aigate`,
+ * replaced atomically by `up` and deleted by `down`: the host's tables are
+ * never touched.
+ *
+ * One regular chain `decide` (same order as the iptables chains), jumped to
+ * from base chains at priority mangle (-150) on the forward and/or output
+ * hook. In nftables an `accept` or a queue verdict of NF_ACCEPT only ends
+ * this table's base chain: the host's own tables still see the packet, so
+ * the whole logic fits in one chain here. NF_REPEAT re-runs our base chain,
+ * where the verdict mark is saved into the connection and acted upon.
+ *
+ * `ct original packets` (the connbytes equivalent) needs conntrack
+ * accounting: `up` sets net.netfilter.nf_conntrack_acct=1, as the iptables
+ * connbytes match does by itself; `down` leaves it on.
+ */
+
+export const NFT_TABLE = 'aigate'
+const CHAIN = 'decide'
+
+/** The ruleset `up` loads into a fresh `inet aigate` table (pure: no commands run). */
+export function nftRuleset (options: FirewallOptions = {}): string {
+  return rulesetFor(resolveOptions(options))
+}
+
+function rulesetFor (o: Resolved): string {
+  const mask = hex(AIGATE_MARK_MASK)
+  const keep = hex(~AIGATE_MARK_MASK >>> 0)
+  const q0 = o.queues[0] as number
+  const q1 = o.queues[o.queues.length - 1] as number
+  // A range without `fanout` spreads by a hash of the flow, as --queue-balance.
+  const queue = `queue num ${o.queues.length === 1 ? String(q0) : `${q0}-${q1}`}${o.failClosed ? '' : ' bypass'}`
+  const first = `ct original packets 1-${o.queuePackets}`
+  const ct = (v: number): string => `ct mark & ${mask} == ${hex(v)}`
+  const pkt = (v: number): string => `meta mark & ${mask} == ${hex(v)}`
+  const save = (v: number): string => `ct mark set ct mark & ${keep} | ${hex(v)}`
+  const rule = (name: string, body: string): string => `\t\t${body} comment "${name}"`
+  const decide = [
+    // 1. a decided connection: later packets never reach userspace
+    rule('decided-accept', `${ct(MARK_ACCEPT)} counter accept`),
+    rule('decided-drop', `${ct(MARK_DROP)} counter drop`),
+    rule('decided-reject-tcp', `meta l4proto tcp ${ct(MARK_REJECT)} counter reject with tcp reset`),
+    rule('decided-reject', `${ct(MARK_REJECT)} counter reject with icmpx type port-unreachable`),
+    // 2. the daemon's NF_REPEAT pass: save the verdict into the connection, then act on it
+    rule('verdict-accept', `${pkt(MARK_ACCEPT)} counter ${save(MARK_ACCEPT)} accept`),
+    rule('verdict-drop', `${pkt(MARK_DROP)} counter ${save(MARK_DROP)} drop`),
+    rule('verdict-reject-tcp', `meta l4proto tcp ${pkt(MARK_REJECT)} counter ${save(MARK_REJECT)} reject with tcp reset`),
+    rule('verdict-reject', `${pkt(MARK_REJECT)} counter ${save(MARK_REJECT)} reject with icmpx type port-unreachable`),
+    rule('verdict-other', `meta mark & ${mask} != ${hex(0)} counter accept`),
+    // 3. only packets that can carry a name go to the queue
+    rule('queue-tls-http', `tcp dport { 80, 443, 853 } ${first} counter ${queue}`),
+    rule('queue-quic', `udp dport 443 ${first} counter ${queue}`),
+    rule('queue-dns-tcp', `tcp dport 53 counter ${queue}`),
+    rule('queue-dns-udp', `udp dport 53 counter ${queue}`),
+  ]
+  const only = o.ipv6 ? '' : 'meta nfproto ipv4 '
+  const base = o.hooks.map((h) => [
+    `\tchain ${h} {`,
+    `\t\ttype filter hook ${h} priority mangle; policy accept;`,
+    `\t\t${only}jump ${CHAIN}`,
+    '\t}',
+  ].join('\n'))
+  return [`table inet ${NFT_TABLE} {`, `\tchain ${CHAIN} {`, ...decide, '\t}', ...base, '}', ''].join('\n')
+}
+
+/** Does the kernel take our ruleset (queue expression included)? Checked with `nft -c`: nothing is committed. */
+export function nftWorks (opts: FirewallOptions = {}): boolean {
+  const o = resolveOptions(opts)
+  return tryRun({ netns: o.netns }, 'nft', ['-c', '-f', '-'], rulesetFor(o)).ok
+}
+
+/** Append " [line N: ...]" with the input line nft complains about (`/dev/stdin:14:62-66: Error: ...`). */
+function explainInput (input: string): (stderr: string) => string {
+  return (stderr) => {
+    const m = /:(\d+):\d+(-\d+)?: Error/.exec(stderr)
+    const line = m === null ? undefined : input.split('\n')[Number(m[1]) - 1]
+    return line === undefined ? '' : `[line ${m?.[1] ?? ''}: ${line.trim()}]`
+  }
+}
+
+/** `nft list table inet aigate`, or null when there is no such table. */
+function listTable (ctx: ExecContext): string | null {
+  const r = tryRun(ctx, 'nft', ['list', 'table', 'inet', NFT_TABLE])
+  if (r.ok) return r.stdout
+  if (r.error.code === 'EPERM' || r.error.code === 'ENOENT') throw r.error
+  return null
+}
+
+export const nftBackend: Firewall = {
+  name: 'nft',
+  up (opts?: FirewallOptions): void {
+    const o = resolveOptions(opts)
+    const ctx = { netns: o.netns }
+    // add + delete + add in one transaction: the table is replaced atomically,
+    // whether it existed or not.
+    const input = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${rulesetFor(o)}`
+    run(ctx, 'nft', ['-f', '-'], input, explainInput(input))
+    run(ctx, 'sysctl', ['-q', '-w', 'net.netfilter.nf_conntrack_acct=1'])
+  },
+  down (opts?: FirewallOptions): void {
+    const o = resolveOptions(opts)
+    const ctx = { netns: o.netns }
+    if (listTable(ctx) === null) return
+    run(ctx, 'nft', ['delete', 'table', 'inet', NFT_TABLE])
+  },
+  status (opts?: FirewallOptions): FirewallStatus {
+    const o = resolveOptions(opts)
+    const text = listTable({ netns: o.netns })
+    const rules: RuleCounter[] = []
+    const hooks: Hook[] = []
+    let hasDecide = false
+    let chain = ''
+    for (const raw of (text ?? '').split('\n')) {
+      const line = raw.trim()
+      const c = /^chain (\S+) \{$/.exec(line)
+      if (c !== null) { chain = c[1] as string; if (chain === CHAIN) hasDecide = true; continue }
+      if (chain === CHAIN) {
+        const counter = /counter packets (\d+) bytes (\d+)/.exec(line)
+        const name = /comment "([^"]*)"$/.exec(line)
+        if (counter !== null) {
+          rules.push({
+            family: 'inet',
+            table: NFT_TABLE,
+            chain: CHAIN,
+            name: name === null ? '?' : (name[1] as string),
+            rule: line,
+            packets: Number(counter[1]),
+            bytes: Number(counter[2]),
+          })
+        }
+      } else if ((chain === 'forward' || chain === 'output') && new RegExp(`jump ${CHAIN}$`).test(line)) {
+        hooks.push(chain)
+      }
+    }
+    return {
+      installed: text !== null && hasDecide && hooks.length > 0,
+      backend: 'nft',
+      hooks,
+      rules,
+      queuedPackets: rules.filter((r) => r.name.startsWith('queue-')).reduce((n, r) => n + r.packets, 0),
+    }
+  },
+}
