@@ -11,6 +11,8 @@ import { decodeIp, PacketView } from '../../src/decode/packet.js'
 import { Classifier, Outcome } from '../../src/classify/index.js'
 import { loadRuleset } from '../../src/config/index.js'
 import { Status } from '../../src/util/status.js'
+import { parseTls, TlsHello } from '../../src/extract/tls.js'
+import { parseQuicInitial, CryptoAssembler, QuicInfo } from '../../src/extract/quic.js'
 import { opsPerSec, fmt } from './stats.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -73,6 +75,25 @@ export function runFlowBench (say: (s: string) => void, results: Record<string, 
   say(`one segment: ${fmt(single.median)}/s; two segments: ${fmt(split2.median)}/s (${(split2.median / single.median).toFixed(2)}x); ` +
     `three, out of order: ${fmt(split3.median)}/s (${(split3.median / single.median).toFixed(2)}x)${ok === 0 ? ' (no name recovered!)' : ''}`)
   res.reassembly = { single, split2, split3, ratio2: split2.median / single.median, ratio3: split3.median / single.median }
+
+  say('\n## QUIC: Chromium Initials (two datagrams per hello) decrypted and parsed, against the TCP hello parse')
+  const qdir = join(ROOT, 'test', 'fixtures', 'quic')
+  const dg = ['chromium-156-v1-claude.ai-dg1.bin', 'chromium-156-v1-claude.ai-dg2.bin'].map((f) => readFileSync(join(qdir, f)))
+  const asm = new CryptoAssembler()
+  const qi = new QuicInfo()
+  let qok = 0
+  const quicHello = opsPerSec(quick ? 5000 : 20000, 5, (k) => {
+    for (let i = 0; i < k; i++) {
+      asm.reset()
+      parseQuicInitial(dg[0] as Buffer, 0, (dg[0] as Buffer).length, asm, qi)
+      if (parseQuicInitial(dg[1] as Buffer, 0, (dg[1] as Buffer).length, asm, qi) === Status.Ok) qok++
+    }
+  })
+  const th = new TlsHello()
+  const tcpHello = opsPerSec(1_000_000, 5, (k) => { for (let i = 0; i < k; i++) parseTls(hello, 0, hello.length, th) })
+  say(`QUIC hello (2 Initials, keys cached per DCID): ${fmt(quicHello.median)}/s = ${fmt(quicHello.median * 2)} Initials/s; ` +
+    `TCP hello parse: ${fmt(tcpHello.median)}/s; QUIC/TCP = ${(quicHello.median / tcpHello.median).toFixed(3)}x${qok === 0 ? ' (no name!)' : ''}`)
+  res.quic = { hellos: quicHello, initialsPerSec: quicHello.median * 2, tcpHello, ratio: quicHello.median / tcpHello.median }
 
   say('\n## Memory: a flood of 1,000,000 flows that each send half a hello')
   const flood = new Classifier(ruleset)
