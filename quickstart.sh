@@ -16,6 +16,7 @@ PACKAGES=(
   iptables iproute2 ethtool nftables         # firewall rules, namespaces, veth offloads
   tcpdump tshark libndpi-bin                 # fixtures, cross-checks, benchmark baselines
   curl openssl dnsutils dnsmasq-base caddy   # real clients and servers for tests and the demo
+  chromium                                   # real browser hellos (TCP and QUIC) in the end-to-end tests
   libcap2-bin util-linux                     # capsh/setpriv for the capability tests
 )
 

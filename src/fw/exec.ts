@@ -91,14 +91,18 @@ export function tryRun (ctx: ExecContext, cmd: string, args: readonly string[], 
 /** Is `cmd` installed (where the commands run)? */
 export function hasCommand (ctx: ExecContext, cmd: string): boolean {
   const r = tryRun(ctx, cmd, ['--version'])
-  return r.ok || r.error.code !== 'ENOENT'
+  if (r.ok) return true
+  // A missing namespace is an error, not a missing tool.
+  if (/^Cannot open network namespace/m.test(r.error.stderr)) throw r.error
+  return r.error.code !== 'ENOENT'
 }
 
 function toFirewallError (ctx: ExecContext, cmd: string, args: readonly string[], err: unknown, explain?: (stderr: string) => string): FirewallError {
   const command = shown(ctx, cmd, args)
   const e = err as NodeJS.ErrnoException & { status?: number | null, stderr?: string | Buffer, signal?: string | null }
   if (e.code === 'ENOENT') {
-    return new FirewallError(`${command}: ${ctx.netns === null ? cmd : 'ip'}: command not found`, 'ENOENT', command, '', null)
+    const missing = ctx.netns === null ? cmd : 'ip'
+    return new FirewallError(`${command} failed: ${missing} not found (not installed, or not on the PATH)`, 'ENOENT', command, '', null)
   }
   if (e.code === 'ETIMEDOUT' || (e.signal !== null && e.signal !== undefined && e.status === null)) {
     return new FirewallError(`${command} failed: no answer within ${TIMEOUT_MS / 1000} s (${e.signal ?? 'timeout'})`, 'EFAILED', command, '', null)

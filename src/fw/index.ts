@@ -39,16 +39,16 @@ export function firewall (name: BackendName): Firewall {
  * committed); `iptables` otherwise (no nft, or a kernel without
  * CONFIG_NFT_QUEUE, as on the test machines).
  */
-export function detectBackend (opts: Pick<FirewallOptions, 'netns'> = {}): BackendName {
-  const o = resolveOptions({ netns: opts.netns })
+export function detectBackend (opts: FirewallOptions = {}): BackendName {
+  const o = resolveOptions(opts)
   if (!hasCommand({ netns: o.netns }, 'nft')) return 'iptables'
-  return nftWorks({ netns: opts.netns }) ? 'nft' : 'iptables'
+  return nftWorks(opts) ? 'nft' : 'iptables'
 }
 
 /** Install the rules (idempotent); returns the backend used. */
 export function up (opts: FirewallOptions = {}): BackendName {
   const o = resolveOptions(opts)
-  const name = o.backend === 'auto' ? detectBackend({ netns: opts.netns }) : o.backend
+  const name = o.backend === 'auto' ? detectBackend(opts) : o.backend
   firewall(name).up(opts)
   return name
 }

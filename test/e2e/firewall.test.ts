@@ -1,0 +1,365 @@
+import t from 'tap'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  up, down, status, detectBackend, iptablesBackend, iptablesRules, nftRuleset, resolveOptions, FirewallError,
+  type FirewallOptions, type IptablesVariant,
+} from '../../src/fw/index.js'
+import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../../src/verdict/marks.js'
+import { Netns, netnsSkipReason, waitFor } from '../helpers/netns.js'
+
+/**
+ * `aigate firewall up|down|status` (src/fw), iptables backend, in network
+ * namespaces: the exact rules, idempotence, a clean removal (iptables-save
+ * equal to before), and real TCP traffic through a gateway with no daemon
+ * bound: bypass lets it pass, fail-closed stops it, and a verdict mark (set
+ * here by a test-only MARK rule where the daemon's NF_REPEAT would set it) is
+ * saved into the connection and enforced without the queue.
+ */
+
+const skip = netnsSkipReason(['iptables', 'ip6tables'])
+const hexMark = (v: number): string => `0x${v.toString(16)}/0x${AIGATE_MARK_MASK.toString(16)}`
+
+// ---------------------------------------------------------------------------
+// Pure parts: no root needed.
+
+t.test('options are checked once, with exact messages', async (t) => {
+  t.throws(() => resolveOptions({ queues: [] }), { name: 'RangeError', message: 'queues must name at least one queue' })
+  t.throws(() => resolveOptions({ queues: [0, 2] }), { name: 'RangeError', message: 'queues must be consecutive and ascending, as --queue-balance takes a range (got 0,2)' })
+  t.throws(() => resolveOptions({ queues: [70000] }), { name: 'RangeError', message: 'queue numbers must be integers from 0 to 65535 (got 70000)' })
+  t.throws(() => resolveOptions({ hooks: ['input' as 'forward'] }), { name: 'RangeError', message: 'unknown hook "input" (forward or output)' })
+  t.throws(() => resolveOptions({ queuePackets: 0 }), { name: 'RangeError', message: 'queuePackets must be an integer from 1 to 1000 (got 0)' })
+  t.throws(() => resolveOptions({ netns: 'a b' }), { name: 'RangeError', message: 'netns must be a namespace name of letters, digits, "_", "." and "-" (got "a b")' })
+  t.throws(() => resolveOptions({ queue: [0] } as unknown as FirewallOptions), { name: 'TypeError', message: 'unknown firewall option "queue"' })
+  t.match(resolveOptions(), { queues: [0], hooks: ['forward'], failClosed: false, queuePackets: 8, ipv6: true, netns: null, backend: 'auto' })
+})
+
+t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) => {
+  const v4 = iptablesRules({}, 'ipv4')
+  t.same(v4.mangle.map((r) => r.name), ['decided', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+  t.same(v4.filter.map((r) => r.name), ['decided-accept', 'decided-drop', 'decided-reject-tcp', 'decided-reject', 'verdict-drop', 'verdict-reject-tcp', 'verdict-reject'])
+  const q = (o: FirewallOptions): string => (iptablesRules(o, 'ipv4').mangle[3]?.args ?? []).join(' ')
+  t.match(q({}), /-j NFQUEUE --queue-num 0 --queue-bypass$/)
+  t.match(q({ failClosed: true }), /-j NFQUEUE --queue-num 0$/)
+  t.match(q({ queues: [4, 5, 6, 7] }), /-j NFQUEUE --queue-balance 4:7 --queue-bypass$/)
+  t.match(q({ queuePackets: 3 }), /--connbytes 1:3 --connbytes-dir original --connbytes-mode packets/)
+  t.match(iptablesRules({}, 'ipv6').filter[3]?.args.join(' '), /--reject-with icmp6-port-unreachable$/)
+  const nft = nftRuleset({ queues: [0, 1, 2, 3] })
+  t.match(nft, /tcp dport \{ 80, 443, 853 \} ct original packets 1-8 counter queue num 0-3 bypass comment "queue-tls-http"/)
+  t.notMatch(nftRuleset({ failClosed: true }), /bypass/)
+  t.match(nftRuleset({ hooks: ['forward', 'output'] }), /chain output \{\n\t\ttype filter hook output priority mangle/)
+})
+
+// ---------------------------------------------------------------------------
+// In namespaces.
+
+/** iptables-save and ip6tables-save, without comment lines and counters. */
+function snapshot (net: Netns, ns: string, variant: IptablesVariant = 'default'): string {
+  const suffix = variant === 'default' ? '' : `-${variant}`
+  return ['iptables', 'ip6tables'].map((tool) => net.exec(ns, `${tool}${suffix}-save`, [])
+    .split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]')).join('\n')).join('\n')
+}
+
+/** A snapshot without the tables that hold nothing (only built-in chains with policy ACCEPT). */
+function withoutEmptyTables (snap: string): string {
+  return snap.split(/(?=^\*)/m).filter((section) => {
+    const lines = section.split('\n').filter((l) => l !== '' && l !== 'COMMIT' && !l.startsWith('*'))
+    return !(section.startsWith('*') && lines.every((l) => /^:\S+ ACCEPT \[0:0\]$/.test(l)))
+  }).join('').split('\n').filter((l) => l !== '').join('\n')
+}
+
+/** Rules of one chain as iptables-save prints them. */
+function chainLines (save: string, table: string, chain: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  for (const l of save.split('\n')) {
+    if (l.startsWith('*')) cur = l.slice(1)
+    else if (cur === table && l.startsWith(`-A ${chain} `)) out.push(l)
+  }
+  return out
+}
+
+// What `up` with the default options installs for IPv4, as iptables-save prints it.
+const MANGLE_V4 = [
+  '-A AIGATE -m connmark ! --mark 0x0/0xf000000 -m comment --comment "aigate:decided" -j RETURN',
+  '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
+  '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict" -j RETURN',
+  '-A AIGATE -p tcp -m multiport --dports 80,443,853 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass',
+  '-A AIGATE -p udp -m udp --dport 443 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-quic" -j NFQUEUE --queue-num 0 --queue-bypass',
+  '-A AIGATE -p tcp -m tcp --dport 53 -m comment --comment "aigate:queue-dns-tcp" -j NFQUEUE --queue-num 0 --queue-bypass',
+  '-A AIGATE -p udp -m udp --dport 53 -m comment --comment "aigate:queue-dns-udp" -j NFQUEUE --queue-num 0 --queue-bypass',
+]
+const FILTER_V4 = [
+  '-A AIGATE -m connmark --mark 0x1000000/0xf000000 -m comment --comment "aigate:decided-accept" -j RETURN',
+  '-A AIGATE -m connmark --mark 0x2000000/0xf000000 -m comment --comment "aigate:decided-drop" -j DROP',
+  '-A AIGATE -p tcp -m connmark --mark 0x3000000/0xf000000 -m comment --comment "aigate:decided-reject-tcp" -j REJECT --reject-with tcp-reset',
+  '-A AIGATE -m connmark --mark 0x3000000/0xf000000 -m comment --comment "aigate:decided-reject" -j REJECT --reject-with icmp-port-unreachable',
+  '-A AIGATE -m mark --mark 0x2000000/0xf000000 -m comment --comment "aigate:verdict-drop" -j DROP',
+  '-A AIGATE -p tcp -m mark --mark 0x3000000/0xf000000 -m comment --comment "aigate:verdict-reject-tcp" -j REJECT --reject-with tcp-reset',
+  '-A AIGATE -m mark --mark 0x3000000/0xf000000 -m comment --comment "aigate:verdict-reject" -j REJECT --reject-with icmp-port-unreachable',
+]
+
+t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t) => {
+  const net = new Netns('agfw')
+  t.teardown(() => net.cleanup())
+  // Both variants, in an empty namespace (no table at all before) and with
+  // the host's own rules present.
+  const cases: Array<{ variant: IptablesVariant, hostRules: boolean }> = [
+    { variant: 'nft', hostRules: false },
+    { variant: 'nft', hostRules: true },
+    { variant: 'legacy', hostRules: true },
+    { variant: 'legacy', hostRules: false },
+  ]
+  for (const c of cases) {
+    await t.test(`iptables-${c.variant}, ${c.hostRules ? 'with host rules' : 'empty namespace'}`, async (t) => {
+      const ns = net.add(`r${c.variant}${c.hostRules ? 'h' : ''}`)
+      const ipt = (tool: string, args: string[]): string => net.exec(ns, `${tool}-${c.variant}`, args)
+      if (c.hostRules) {
+        for (const tool of ['iptables', 'ip6tables']) {
+          ipt(tool, ['-A', 'FORWARD', '-p', 'tcp', '--dport', '25', '-j', 'DROP'])
+          ipt(tool, ['-t', 'mangle', '-A', 'FORWARD', '-p', 'tcp', '--dport', '25', '-j', 'ACCEPT'])
+          ipt(tool, ['-A', 'OUTPUT', '-p', 'udp', '--dport', '9', '-j', 'DROP'])
+        }
+      }
+      const opts = { netns: ns, iptables: c.variant, backend: 'iptables' } as const
+      const before = snapshot(net, ns, c.variant)
+      t.equal(status(opts).installed, false, 'status: not installed before up')
+
+      up(opts)
+      const once = snapshot(net, ns, c.variant)
+      const v4 = net.exec(ns, `iptables-${c.variant}-save`, [])
+      t.same(chainLines(v4, 'mangle', 'AIGATE'), MANGLE_V4, 'mangle AIGATE: decided flows skip the queue, verdict marks are saved, name-carrying packets are queued')
+      t.same(chainLines(v4, 'filter', 'AIGATE'), FILTER_V4, 'filter AIGATE: decided flows are accepted (RETURN), dropped or rejected')
+      for (const table of ['mangle', 'filter']) {
+        const fwd = chainLines(v4, table, 'FORWARD')
+        t.match(fwd[0], /^-A FORWARD -m comment --comment "aigate:jump(:new-table)?" -j AIGATE$/, `${table} FORWARD: our jump is the first rule`)
+        t.equal(fwd.filter((l) => l.endsWith('-j AIGATE')).length, 1, `${table} FORWARD: exactly one jump`)
+        t.equal(chainLines(v4, table, 'OUTPUT').filter((l) => l.endsWith('-j AIGATE')).length, 0, `${table} OUTPUT: no jump (hooks default to forward)`)
+      }
+      const v6 = net.exec(ns, `ip6tables-${c.variant}-save`, [])
+      t.same(chainLines(v6, 'filter', 'AIGATE'), FILTER_V4.map((l) => l.replace('icmp-port-unreachable', 'icmp6-port-unreachable')), 'ip6tables: the same filter rules, ICMPv6 reject')
+      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4, 'ip6tables: the same mangle rules')
+
+      const st = status(opts)
+      t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
+      t.equal(st.rules.length, 28, 'status: 7 + 7 rules per family')
+      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+
+      up(opts)
+      t.equal(snapshot(net, ns, c.variant), once, 'up again: identical rules, no duplicates')
+
+      down(opts)
+      if (c.variant === 'legacy' && !c.hostRules) {
+        // The legacy kernel instantiates a table in a namespace on first use
+        // and never removes it: empty tables (built-in chains, policy ACCEPT,
+        // no rule) stay. They change no packet's fate.
+        t.equal(withoutEmptyTables(snapshot(net, ns, c.variant)), withoutEmptyTables(before), 'down: equal to before up, apart from empty tables legacy cannot delete')
+        t.doesNotThrow(() => down(opts), 'down again: no error')
+      } else {
+        t.equal(snapshot(net, ns, c.variant), before, 'down: iptables-save and ip6tables-save equal to before up')
+        t.doesNotThrow(() => down(opts), 'down again: no error')
+        t.equal(snapshot(net, ns, c.variant), before, 'down again: still equal')
+      }
+      t.equal(status(opts).installed, false, 'status: not installed after down')
+    })
+  }
+})
+
+t.test('iptables backend: options change the rules, up converges', { skip }, async (t) => {
+  const net = new Netns('agfo')
+  t.teardown(() => net.cleanup())
+  const ns = net.add('opt')
+  const before = snapshot(net, ns)
+  const base = { netns: ns, backend: 'iptables' } as const
+  const mangle = (): string[] => chainLines(net.exec(ns, 'iptables-save', []), 'mangle', 'AIGATE')
+
+  up({ ...base, failClosed: true })
+  t.ok(mangle().filter((l) => l.includes('NFQUEUE')).every((l) => l.endsWith('-j NFQUEUE --queue-num 0')), 'failClosed: no --queue-bypass')
+  up({ ...base, queues: [0, 1, 2, 3] })
+  t.ok(mangle().filter((l) => l.includes('NFQUEUE')).every((l) => l.endsWith('-j NFQUEUE --queue-balance 0:3 --queue-bypass')), 'four queues: --queue-balance 0:3')
+  up({ ...base, queuePackets: 4, hooks: ['forward', 'output'] })
+  const save = net.exec(ns, 'iptables-save', [])
+  t.match(mangle()[3], /--connbytes 1:4 /, 'queuePackets: connbytes 1:4')
+  for (const table of ['mangle', 'filter']) {
+    t.match(chainLines(save, table, 'OUTPUT')[0], /-j AIGATE$/, `${table} OUTPUT: jump first`)
+  }
+  t.same(status(base).hooks, ['forward', 'output'], 'status reports both hooks')
+  up({ ...base, ipv6: false })
+  t.equal(chainLines(net.exec(ns, 'iptables-save', []), 'mangle', 'OUTPUT').length, 0, 'back to forward only: the OUTPUT jump went')
+  // ipv6: false neither installs nor removes ip6tables rules; the earlier ones are still there.
+  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 7, 'ipv6: false leaves ip6tables alone')
+  down(base)
+  t.equal(snapshot(net, ns), before, 'down after several ups: equal to before')
+})
+
+t.test('errors name the command and the first line of its stderr', { skip }, async (t) => {
+  const err = t.throws(() => up({ netns: 'aigate-no-such-ns', backend: 'iptables' })) as FirewallError
+  t.ok(err instanceof FirewallError, 'a FirewallError')
+  t.equal(err.code, 'ENOENT')
+  t.equal(err.message, 'ip netns exec aigate-no-such-ns iptables-save failed (exit 255): Cannot open network namespace "aigate-no-such-ns": No such file or directory')
+  t.equal(err.message.includes('\n'), false, 'one line')
+  t.throws(() => down({ netns: 'aigate-no-such-ns' }), { name: 'FirewallError', code: 'ENOENT' }, 'down in a missing namespace is an error, not a no-op')
+})
+
+t.test('backend detection on this kernel', { skip }, async (t) => {
+  const net = new Netns('agfd')
+  t.teardown(() => net.cleanup())
+  const ns = net.add('det')
+  const hasNft = net.run(ns, 'nft', ['--version']).status === 0
+  if (!hasNft) {
+    t.equal(detectBackend({ netns: ns }), 'iptables', 'no nft tool: iptables')
+    return
+  }
+  // An independent probe of the nft queue expression.
+  const probe = net.run(ns, 'nft', ['-c', '-f', '-'], { input: 'table inet aigate_probe {\n\tchain c {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tudp dport 9 queue num 0 bypass\n\t}\n}\n' })
+  const expected = probe.status === 0 ? 'nft' : 'iptables'
+  t.equal(detectBackend({ netns: ns }), expected, `detectBackend: ${expected} (nft queue expression ${probe.status === 0 ? 'present' : `missing: ${probe.stderr.split('\n')[0] ?? ''}`})`)
+  // The nft ruleset, queue statements aside, is accepted by this kernel: its
+  // syntax and every other expression (ct mark, ct original packets, reject) are right.
+  const ruleset = nftRuleset({ queues: [0, 1], hooks: ['forward', 'output'] }).replace(/queue num [0-9-]+( bypass)?/g, 'accept')
+  const check = net.run(ns, 'nft', ['-c', '-f', '-'], { input: ruleset })
+  t.equal(check.status, 0, `nft -c accepts the nft backend's ruleset with queue replaced by accept ${check.stderr}`)
+  t.equal(net.exec(ns, 'nft', ['list', 'ruleset']).trim(), '', 'detection committed nothing')
+
+  const nftOpts = { netns: ns, backend: 'nft' } as const
+  if (expected === 'iptables') {
+    // This kernel: the nft backend must fail cleanly, naming the refused line, and commit nothing.
+    const err = t.throws(() => up(nftOpts)) as FirewallError
+    t.ok(err instanceof FirewallError && err.code === 'EKERNEL', `nft backend without the queue expression: FirewallError EKERNEL (${err.message})`)
+    t.match(err.message, /^ip netns exec \S+ nft -f - failed \(exit 1\): .*Could not process rule.* \[line \d+: .*queue num 0 bypass comment "queue-/, 'the message names the command, the error and the rule')
+    t.equal(net.exec(ns, 'nft', ['list', 'ruleset']).trim(), '', 'nothing committed (one transaction)')
+    t.equal(status(nftOpts).installed, false)
+    t.doesNotThrow(() => down(nftOpts), 'nft down on a clean host: no error')
+  } else {
+    // A kernel with the queue expression: the whole nft cycle.
+    const before = net.exec(ns, 'nft', ['list', 'ruleset'])
+    up(nftOpts)
+    const once = net.exec(ns, 'nft', ['list', 'table', 'inet', 'aigate'])
+    t.match(status(nftOpts), { installed: true, backend: 'nft', hooks: ['forward'] })
+    up(nftOpts)
+    t.equal(net.exec(ns, 'nft', ['list', 'table', 'inet', 'aigate']), once, 'up again: identical')
+    down(nftOpts)
+    t.equal(net.exec(ns, 'nft', ['list', 'ruleset']), before, 'down: ruleset as before')
+    t.doesNotThrow(() => down(nftOpts), 'down again: no error')
+  }
+})
+
+// ---------------------------------------------------------------------------
+// Traffic: client -> gateway -> server.
+
+t.test('traffic through a gateway with no daemon bound', { skip: skip === false ? (commandMissing('curl') ?? false) : skip }, async (t) => {
+  const net = new Netns('agft')
+  t.teardown(() => net.cleanup())
+  const cli = net.add('cli')
+  const gw = net.add('gw')
+  const srv = net.add('srv')
+  const p = net.prefix.slice(-6)
+  net.veth({ ns: cli, dev: `c${p}`, addrs: ['10.77.1.2/24', 'fd77:1::2/64'] }, { ns: gw, dev: `gc${p}`, addrs: ['10.77.1.1/24', 'fd77:1::1/64'] })
+  net.veth({ ns: gw, dev: `gs${p}`, addrs: ['10.77.2.1/24', 'fd77:2::1/64'] }, { ns: srv, dev: `s${p}`, addrs: ['10.77.2.2/24', 'fd77:2::2/64'] })
+  net.exec(cli, 'ip', ['route', 'add', 'default', 'via', '10.77.1.1'])
+  net.exec(cli, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd77:1::1'])
+  net.exec(srv, 'ip', ['route', 'add', 'default', 'via', '10.77.2.1'])
+  net.exec(srv, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd77:2::1'])
+  net.forwarding(gw)
+
+  // A plain HTTP server on port 443 (TCP to 443 is what the rules queue),
+  // serving a file large enough that the client sends far more than 8 packets.
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-fw-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'big'), Buffer.alloc(400_000, 0x61))
+  writeFileSync(join(dir, 'index.html'), 'ok\n')
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
+  net.spawn(srv, python, ['-m', 'http.server', '443', '--bind', '::', '--directory', dir])
+  t.ok(await waitFor(() => net.run(srv, 'ss', ['-Hltn', 'sport = :443']).stdout.includes('443'), 10_000), 'server listens on 443')
+
+  const fw = { netns: gw, backend: 'iptables' } as const
+  t.teardown(() => { try { down(fw) } catch { /* the namespace goes anyway */ } })
+  /** curl from the client: exit status and time taken. */
+  const curl = (url: string, maxSec: number): { code: number | null, ms: number, out: string } => {
+    const t0 = Date.now()
+    const r = net.run(cli, 'curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', String(maxSec), '--max-time', String(maxSec), url], { timeoutMs: (maxSec + 5) * 1000 })
+    return { code: r.status, ms: Date.now() - t0, out: r.stdout + r.stderr.trim() }
+  }
+  const url4 = 'http://10.77.2.2:443/'
+  const url6 = 'http://[fd77:2::2]:443/'
+  const counter = (name: string, table = 'mangle'): number =>
+    status(fw).rules.filter((r) => r.family === 'ipv4' && r.table === table && r.name === name).reduce((n, r) => n + r.packets, 0)
+  const connmarks = (): number[] => {
+    const lines = net.run(gw, 'cat', ['/proc/net/nf_conntrack']).stdout.split('\n')
+    return lines.filter((l) => l.includes('dport=443 ') && l.includes('dst=10.77.2.2 ')).map((l) => Number(/ mark=(\d+)/.exec(l)?.[1] ?? NaN))
+  }
+  /** A test-only rule in mangle AIGATE, after "decided" and before "save": it sets the verdict mark the daemon would set on its NF_REPEAT. */
+  const fakeVerdict = (mark: number, match: string[]): void => {
+    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', '2', '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
+  }
+
+  await t.test('bypass (the default): the flow passes, only its first 8 client packets meet the queue rule', async (t) => {
+    up(fw)
+    const r4 = curl(`${url4}big`, 5)
+    t.equal(r4.out, '200', `IPv4 HTTP on 443 through the gateway, 400 kB: ${r4.out}`)
+    t.equal(counter('queue-tls-http'), 8, 'the NFQUEUE rule saw exactly the first 8 client packets (connbytes 1:8), not the dozens of ACKs after')
+    const r6 = curl(url6, 5)
+    t.equal(r6.out, '200', `IPv6 too: ${r6.out}`)
+  })
+
+  await t.test('the host\'s own FORWARD rules still apply to packets the queue let through', async (t) => {
+    // Why the queue sits in mangle: an NF_ACCEPT from the queue (bypass here,
+    // the daemon's "not decided yet" later) ends only the mangle hook.
+    up(fw)
+    net.exec(gw, 'iptables', ['-A', 'FORWARD', '-p', 'tcp', '-d', '10.77.2.2', '--dport', '443', '-j', 'DROP'])
+    const r = curl(url4, 2)
+    t.not(r.out, '200', `a host rule after our jump still drops the flow (curl exit ${String(r.code)})`)
+    t.ok(counter('queue-tls-http') >= 1, 'its SYN went through the queue rule first')
+    net.exec(gw, 'iptables', ['-D', 'FORWARD', '-p', 'tcp', '-d', '10.77.2.2', '--dport', '443', '-j', 'DROP'])
+  })
+
+  await t.test('fail-closed: with no daemon the flow cannot open', async (t) => {
+    up({ ...fw, failClosed: true })
+    const r = curl(url4, 2)
+    t.not(r.out, '200', `no answer (curl exit ${String(r.code)}: ${r.out})`)
+    t.ok(r.ms < 6000, `gave up within the timeout (${r.ms} ms)`)
+  })
+
+  await t.test('a drop mark is saved into the connection; later packets never reach the queue', async (t) => {
+    up(fw) // rebuilds the chains: counters start at 0
+    // Only the client's data packet (the request) carries the mark, as the
+    // daemon marks the packet that completes a name.
+    fakeVerdict(MARK_DROP, ['-m', 'length', '--length', '100:65535'])
+    const r = curl(url4, 3)
+    t.not(r.out, '200', `the request never arrives (curl exit ${String(r.code)})`)
+    t.ok(connmarks().includes(MARK_DROP), `conntrack holds the flow with mark=${MARK_DROP} (0x02000000): ${connmarks().join(',')}`)
+    t.equal(counter('queue-tls-http'), 2, 'the queue rule saw only the SYN and the handshake ACK')
+    t.ok(counter('save') >= 1, 'the save rule copied the packet mark into the connection')
+    t.ok(counter('decided') >= 1, `retransmissions matched "decided" in mangle (${counter('decided')}) and skipped the queue`)
+    t.ok(counter('decided-drop', 'filter') >= 2, `filter dropped the marked packet and its retransmissions on the connmark (${counter('decided-drop', 'filter')})`)
+  })
+
+  await t.test('a reject mark resets the connection at once', async (t) => {
+    up(fw)
+    fakeVerdict(MARK_REJECT, ['-m', 'length', '--length', '100:65535'])
+    const r = curl(url4, 5)
+    t.not(r.out, '200')
+    t.match(r.out, /reset/i, `curl: ${r.out}`)
+    t.ok(r.ms < 2000, `refused quickly (${r.ms} ms), no timeout`)
+    t.ok(connmarks().includes(MARK_REJECT), `conntrack holds mark=${MARK_REJECT} (0x03000000)`)
+    t.ok(counter('decided-reject-tcp', 'filter') >= 1, 'filter rejected it with a TCP reset')
+  })
+
+  await t.test('an accept mark on the first packet: the flow works fail-closed with no daemon, never queued', async (t) => {
+    up({ ...fw, failClosed: true })
+    fakeVerdict(MARK_ACCEPT, ['--syn'])
+    const r = curl(url4, 5)
+    t.equal(r.out, '200', 'decided on the SYN: passes although the queue has no reader')
+    t.equal(counter('queue-tls-http'), 0, 'the NFQUEUE rule never saw a packet of the decided flow')
+    t.ok(counter('decided') >= 3, `its later packets matched "decided" (${counter('decided')})`)
+    t.ok(counter('decided-accept', 'filter') >= 3, 'and went on through filter (RETURN) to the host rules')
+  })
+
+  down(fw)
+  t.equal(net.exec(gw, 'iptables-save', []).includes('AIGATE'), false, 'down: gone from the gateway')
+})
+
+function commandMissing (cmd: string): string | undefined {
+  return netnsSkipReason([cmd]) === false ? undefined : `needs ${cmd}`
+}
