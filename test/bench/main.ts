@@ -23,6 +23,8 @@ import { parseDns, DnsQuery } from '../../src/extract/dns.js'
 import { Status } from '../../src/util/status.js'
 import { opsPerSec, summarize, fmt, type Sample } from './stats.js'
 import { runFlowBench } from './flows.js'
+import { runAccuracy } from './accuracy.js'
+import { runNameFlood } from './names.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const args = new Set(process.argv.slice(2))
@@ -231,4 +233,6 @@ benchTrie()
 benchParsers()
 benchClassify()
 runFlowBench(say, results, QUICK)
+runNameFlood(say, results, QUICK)
+runAccuracy(say, results)
 if (JSON_OUT) process.stdout.write(JSON.stringify(results) + '\n')
