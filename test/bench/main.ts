@@ -25,6 +25,7 @@ import { opsPerSec, summarize, fmt, type Sample } from './stats.js'
 import { runFlowBench } from './flows.js'
 import { runAccuracy } from './accuracy.js'
 import { runNameFlood } from './names.js'
+import { rng } from '../helpers/rng.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const args = new Set(process.argv.slice(2))
@@ -35,17 +36,6 @@ const results: Record<string, unknown> = {}
 const say = (s: string): void => { process.stdout.write(s + '\n') }
 const gc = (): void => { (globalThis as { gc?: () => void }).gc?.() }
 
-// Deterministic PRNG (mulberry32).
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const TLDS = ['com', 'net', 'org', 'ai', 'io', 'dev', 'cn', 'co.uk', 'cloud', 'app']
 

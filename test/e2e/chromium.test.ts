@@ -3,11 +3,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { domainToASCII } from 'node:url'
 import { Sandbox, waitUntil } from '../../src/demo/sandbox.js'
 import { up, down } from '../../src/fw/index.js'
 import { PACKAGE_ROOT } from '../../src/config/index.js'
 import { FIXTURES } from '../helpers/fixtures.js'
+import { tsharkNames, ndjson as lines } from '../helpers/tshark.js'
 
 /**
  * Chromium, the browser people actually use, against aigate.
@@ -42,27 +42,7 @@ function has (cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 }
 
-function lines (text: string): Array<Record<string, any>> {
-  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
-}
 
-/** Names tshark reads: TLS SNI, DNS query names (queries only), HTTP Host; normalised like ours. */
-function tsharkNames (file: string): string[] {
-  const r = spawnSync('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1 || (dns.flags.response == 0) || http.request',
-    '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
-    '-e', 'tls.handshake.extensions_server_name', '-e', 'dns.qry.name', '-e', 'http.host'], { encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`tshark failed: ${r.stderr}`)
-  const names = new Set<string>()
-  for (const line of r.stdout.split('\n')) {
-    for (const field of line.split('\t')) {
-      for (const n of field.split(',')) {
-        if (n === '') continue
-        names.add(domainToASCII(n.toLowerCase().replace(/\.$/, '').replace(/:\d+$/, '')))
-      }
-    }
-  }
-  return [...names].sort()
-}
 
 /** Client hellos per name as tshark sees them (one per TCP connection). */
 function tsharkHelloCounts (file: string): Record<string, number> {

@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync, mkdtempSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
-import { domainToASCII } from 'node:url'
 import { PACKAGE_ROOT } from '../../src/config/index.js'
 import { FIXTURES } from '../helpers/fixtures.js'
+import { tsharkNames, ndjson as lines } from '../helpers/tshark.js'
 
 /**
  * `aigate classify` (the built CLI, as an analyst runs it) on captures of
@@ -20,28 +20,7 @@ function aigate (...args: string[]): { status: number | null, stdout: string, st
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-function lines (stdout: string): Array<Record<string, any>> {
-  return stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
-}
 
-/** Names tshark reads: TLS SNI, DNS query names (queries only), HTTP Host; normalised like ours. */
-function tsharkNames (file: string): string[] {
-  const r = spawnSync('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1 || (dns.flags.response == 0) || http.request',
-    '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
-    '-e', 'tls.handshake.extensions_server_name', '-e', 'dns.qry.name', '-e', 'http.host'], { encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`tshark failed: ${r.stderr}`)
-  const names = new Set<string>()
-  for (const line of r.stdout.split('\n')) {
-    for (const field of line.split('\t')) {
-      for (const n of field.split(',')) {
-        if (n === '') continue
-        // tshark shows IDN as Unicode; we report punycode (the wire form).
-        names.add(domainToASCII(n.toLowerCase().replace(/\.$/, '').replace(/:\d+$/, '')))
-      }
-    }
-  }
-  return [...names].sort()
-}
 
 t.test('same names as tshark, pcap and pcapng', async (t) => {
   const hasTshark = spawnSync('sh', ['-c', 'command -v tshark']).status === 0

@@ -6,6 +6,7 @@ import { decodeIp, PacketView } from '../../src/decode/packet.js'
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status } from '../../src/util/status.js'
 import { payloads } from '../helpers/fixtures.js'
+import { rng } from '../helpers/rng.js'
 
 /**
  * Hostile input: real captured payloads truncated at every offset, every byte
@@ -15,17 +16,6 @@ import { payloads } from '../helpers/fixtures.js'
  * a name the parser reports must lie inside the window.
  */
 
-// Deterministic PRNG (mulberry32) so failures reproduce.
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const STATUSES = new Set<number>(Object.values(Status))
 const PAD = 64

@@ -6,6 +6,7 @@ import { readName, NameOut } from '../../src/name/index.js'
 import { Status, statusName } from '../../src/util/status.js'
 import { FIXTURES } from '../helpers/fixtures.js'
 import { sealInitial, cryptoFrame, varint } from '../fixtures/quic/seal.js'
+import { rng } from '../helpers/rng.js'
 
 /**
  * Hostile input for the QUIC Initial reader. Real datagrams (RFC samples and
@@ -21,17 +22,6 @@ import { sealInitial, cryptoFrame, varint } from '../fixtures/quic/seal.js'
  * header and the payload, so a mutated real packet must not open at all.
  */
 
-// Deterministic PRNG (mulberry32) so failures reproduce.
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const DIR = join(FIXTURES, 'quic')
 const exp = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {

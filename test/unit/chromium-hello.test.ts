@@ -7,6 +7,7 @@ import { readName, NameOut } from '../../src/name/index.js'
 import { Status } from '../../src/util/status.js'
 import { payloads, expected } from '../helpers/fixtures.js'
 import { tcp4, type Tuple } from '../helpers/packets.js'
+import { rng } from '../helpers/rng.js'
 
 /**
  * Real Chromium 156 ClientHellos over TCP (test/fixtures/chromium-capture.sh,
@@ -47,17 +48,6 @@ function feed (c: Classifier, pkt: Buffer): number {
 let port = 30000
 function tuple (): Tuple { port = port === 60000 ? 30000 : port + 1; return { src: '10.9.0.1', dst: '10.9.0.2', sport: port, dport: 443 } }
 
-// mulberry32: a small seeded PRNG, so every run makes the same splits.
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A segment that is not the hello's start but looks like a later TLS record (the classifier lets those pass as ordinary traffic when no flow is open). */
 function looksLikeLaterRecord (b: Buffer): boolean {

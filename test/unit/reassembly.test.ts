@@ -5,6 +5,7 @@ import { loadRuleset } from '../../src/config/index.js'
 import { Status } from '../../src/util/status.js'
 import { payloads, expected } from '../helpers/fixtures.js'
 import { tcp4, type Tuple } from '../helpers/packets.js'
+import { rng } from '../helpers/rng.js'
 
 /**
  * TCP reassembly of real captured hellos: split at every byte offset, in
@@ -24,17 +25,6 @@ function feed (c: Classifier, pkt: Buffer, now = 1): number {
 let port = 20000
 function tuple (): Tuple { port = port === 60000 ? 20000 : port + 1; return { src: '10.9.0.1', dst: '10.9.0.2', sport: port, dport: 443 } }
 
-// mulberry32
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const hellos = payloads('tls').filter(([n]) => !/-seg\d+\.bin$/.test(n))
 
