@@ -1,0 +1,84 @@
+/**
+ * The `nfqueue` npm baseline of `npm run bench:net`: the per-packet binding
+ * (libnetfilter_queue, one recv and one JS callback per packet, GPL-2.0,
+ * unmaintained) running exactly what an aigate worker runs per packet
+ * (src/daemon/worker.ts): decodeIp, Classifier.classify, the same verdict
+ * and mark (NF_REPEAT + our mark once decided, NF_ACCEPT while undecided) and
+ * one decision line per decision through the same logger. Never a project
+ * dependency: the package is loaded from a scratch directory given on the
+ * command line (installed there by the benchmark).
+ *
+ *   node dist/test/bench/net/nfqueue-consumer.js --module DIR/node_modules/nfqueue --queue 0 --log /dev/null
+ *
+ * `--log none` leaves the decision line out (a diagnostic: what the binding
+ * and the classifier cost without it).
+ *
+ * Prints "nfqueue-consumer: ready" on stderr once bound, and one line of
+ * counters on stdout at SIGTERM/SIGINT.
+ */
+import { createRequire } from 'node:module'
+import pino from 'pino'
+import { decodeIp, PacketView } from '../../../src/decode/packet.js'
+import { Status } from '../../../src/util/status.js'
+import { Classifier, Outcome } from '../../../src/classify/index.js'
+import { loadRuleset } from '../../../src/config/index.js'
+import { DEFAULT_CACHE_SIZE } from '../../../src/cache/index.js'
+import { createLogger, logOutcome, type LogExtra } from '../../../src/log/index.js'
+import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../../../src/verdict/index.js'
+
+interface NfqPacket { info: { id: number, nfmark?: number }, payload: Buffer, setVerdict: (verdict: number, mark?: number) => void }
+interface NfqModule { createQueueHandler: (num: number, buf: number, cb: (p: NfqPacket) => void) => unknown }
+
+function arg (name: string, dflt?: string): string {
+  const i = process.argv.indexOf(name)
+  const v = i >= 0 ? process.argv[i + 1] : dflt
+  if (v === undefined) throw new Error(`missing ${name}`)
+  return v
+}
+
+const modulePath = arg('--module')
+const queueNum = Number(arg('--queue', '0'))
+const logFile = arg('--log', '/dev/null')
+const nfq = createRequire(import.meta.url)(modulePath) as NfqModule
+
+const classifier = new Classifier(loadRuleset(), DEFAULT_CACHE_SIZE)
+const dest = logFile === 'none' ? null : pino.destination({ dest: logFile, sync: true, append: true })
+const log = dest === null ? null : createLogger(dest)
+const view = new PacketView()
+const out = new Outcome()
+const extra: LogExtra = { queue: queueNum, durationNs: 0 }
+let packets = 0
+let decided = 0
+
+// 8 MiB receive buffer, as accept_loop and the aigate addon use (the binding's default is 64 KiB).
+nfq.createQueueHandler(queueNum, 8 << 20, (p) => {
+  packets++
+  const buf = p.payload
+  const t0 = performance.now()
+  let verdict = VERDICT_UNDECIDED
+  let mark = 0
+  if (decodeIp(buf, 0, buf.length, view) === Status.Ok) {
+    const named = classifier.classify(view, out, Date.now())
+    if (out.verdict !== null && !out.hold) {
+      verdict = VERDICT_DECIDED
+      mark = markFor(out.verdict.action, p.info.nfmark ?? 0)
+      decided++
+    }
+    if (named > 0 && log !== null) {
+      extra.durationNs = Math.round((performance.now() - t0) * 1e6)
+      logOutcome(log, view, out, extra)
+    }
+  }
+  // The binding sets a mark only when it is non-zero; 0 leaves the packet's mark alone.
+  if (mark !== 0) p.setVerdict(verdict, mark)
+  else p.setVerdict(verdict)
+})
+process.stderr.write('nfqueue-consumer: ready\n')
+
+const stop = (): void => {
+  process.stdout.write(`packets=${packets} decided=${decided} classified=${classifier.stats.packets}\n`)
+  dest?.flushSync()
+  process.exit(0)
+}
+process.on('SIGTERM', stop)
+process.on('SIGINT', stop)
