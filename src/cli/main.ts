@@ -1,13 +1,12 @@
 import { Command, CommanderError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
-import pino from 'pino'
 import { loadRuleset, DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../config/index.js'
 import { ConfigError, loadLists } from '../config/lists.js'
 import { loadPolicy } from '../config/policy.js'
 import { importList, LIST_FORMATS, type ListFormat } from '../config/import.js'
 import { Classifier } from '../classify/index.js'
 import { DEFAULT_CACHE_SIZE } from '../cache/index.js'
-import { createLogger, LogClock } from '../log/index.js'
+import { DecisionLog, FdLines } from '../log/index.js'
 import { parseName, NameOut, type Name } from '../name/index.js'
 import { parseCidr } from '../policy/index.js'
 import { CaptureError } from '../source/pcapfile.js'
@@ -25,6 +24,15 @@ import type { FirewallOptions } from '../fw/options.js'
  */
 
 class UsageError extends Error {}
+
+/** Stdout could not be written (a closed pipe ends a replay quietly). */
+class OutputClosed extends Error {
+  readonly code: string
+  constructor (code: string) {
+    super(`output closed (${code})`)
+    this.code = code
+  }
+}
 
 function intOption (name: string, min: number) {
   return (v: string): number => {
@@ -63,19 +71,22 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
     .option('-q, --quiet', 'no summary on stderr'))
     .action(async (file: string, opts: { rules: string, policy: string, cacheSize: number, quiet?: boolean }) => {
       const classifier = new Classifier(loadRuleset(opts.rules, opts.policy), opts.cacheSize)
-      const dest = pino.destination({ dest: 1, sync: false, minLength: 8192 })
-      const clock = new LogClock()
-      const log = createLogger(dest, clock)
+      const sink = new FdLines(1)
+      // The reader went away (`aigate classify x.pcap | head`): stop quietly.
+      sink.onError = (e) => { throw new OutputClosed(e.code) }
+      const log = new DecisionLog(sink)
       const t0 = process.hrtime.bigint()
       try {
-        const s = await classifyFile(file, classifier, log, clock)
+        const s = await classifyFile(file, classifier, log)
+        sink.flush()
         const secs = Number(process.hrtime.bigint() - t0) / 1e9
         if (opts.quiet !== true) {
           process.stderr.write(`aigate: ${file}: ${s.packets} packets, ${s.decisions} decisions, ` +
             `${classifier.cache.hits} cache hits, ${s.notIp} not IP, ${s.malformed} malformed, ${secs.toFixed(3)} s\n`)
         }
-      } finally {
-        dest.flushSync()
+      } catch (err) {
+        if (!(err instanceof OutputClosed)) throw err
+        if (err.code !== 'EPIPE') throw new CaptureError(err.code, `cannot write to stdout (${err.code})`)
       }
     })
 
@@ -176,8 +187,9 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
     .addOption(new Option('--log <file>', 'decision log: a file (appended) or - for stdout').default('-')))
     .action(async (iface: string, opts: { rules: string, policy: string, filter: string, cacheSize: number, log: string }) => {
       const classifier = new Classifier(loadRuleset(opts.rules, opts.policy), opts.cacheSize)
-      const dest = pino.destination({ dest: opts.log === '-' ? 1 : opts.log, sync: true, append: true })
-      const handle = captureLive(iface, classifier, createLogger(dest), opts.filter)
+      const sink = new FdLines(opts.log)
+      sink.onError = (e) => { process.stderr.write(`aigate: cannot write the decision log (${e.code}): ${e.message}; capture goes on\n`) }
+      const handle = captureLive(iface, classifier, new DecisionLog(sink), opts.filter)
       process.stderr.write(`aigate: capturing on ${iface} (log only), filter: ${opts.filter}\n`)
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => {

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { loadRuleset } from '../config/index.js'
+import { newWriteLock } from '../log/index.js'
 import type { WorkerConfig, FromWorker } from './worker.js'
 
 /**
@@ -43,8 +44,9 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
       w.once('exit', () => resolve({ type: 'stopped', queue: -1 }))
     })))
 
+  const logLock = newWriteLock()
   for (const q of opts.queues) {
-    const cfg: WorkerConfig = { queue: q, rulesDir: opts.rulesDir, policyFile: opts.policyFile, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen }
+    const cfg: WorkerConfig = { queue: q, rulesDir: opts.rulesDir, policyFile: opts.policyFile, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen, logLock }
     workers.set(q, new Worker(workerUrl, { workerData: cfg, name: `aigate-queue-${q}` }))
   }
   const started = await waitFor('ready')
@@ -87,6 +89,7 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     w.on('error', (err) => { say(`queue ${q}: worker failed: ${err.message}`); process.exitCode = 1; void stop('error') })
     w.on('message', (m: FromWorker) => {
       if (m.type === 'reloaded' && !m.ok) say(`queue ${q}: reload failed, old rules stay: ${m.message ?? ''}`)
+      if (m.type === 'logerror') say(`queue ${q}: cannot write the decision log (${m.code}): ${m.message}; verdicts go on, lost lines are counted (SIGUSR1)`)
     })
   }
 }

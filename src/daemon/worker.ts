@@ -1,11 +1,10 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
-import pino from 'pino'
 import { Queue, QueueError, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
 import { decodeIp, PacketView } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
 import { loadRuleset } from '../config/index.js'
-import { createLogger, logOutcome, type LogExtra } from '../log/index.js'
+import { DecisionLog, FdLines, type LogExtra } from '../log/index.js'
 import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js'
 
 /**
@@ -22,6 +21,8 @@ export interface WorkerConfig {
   /** '-' for stdout, else a file path (appended). */
   log: string
   failOpen: boolean
+  /** Shared by every worker's log writer (see FdLines). */
+  logLock: SharedArrayBuffer
 }
 
 export type FromWorker =
@@ -30,6 +31,7 @@ export type FromWorker =
   | { type: 'reloaded', queue: number, ok: boolean, message?: string }
   | { type: 'stats', queue: number, stats: Record<string, number> }
   | { type: 'stopped', queue: number }
+  | { type: 'logerror', queue: number, code: string, message: string }
 
 const cfg = workerData as WorkerConfig
 if (parentPort === null) throw new Error('daemon/worker.ts must run in a worker thread')
@@ -38,10 +40,11 @@ const post = (m: FromWorker): void => port.postMessage(m)
 
 function start (): void {
   const classifier = new Classifier(loadRuleset(cfg.rulesDir, cfg.policyFile), cfg.cacheSize)
-  // Synchronous writes: each decision line is one write(2), so lines of several
-  // workers never interleave (one line per decision, not per packet).
-  const dest = pino.destination({ dest: cfg.log === '-' ? 1 : cfg.log, sync: true, append: true, mkdir: true })
-  const log = createLogger(dest)
+  // Lines are gathered over a batch and written at its end as one run of
+  // whole lines, under a lock all workers share (see FdLines).
+  const sink = new FdLines(cfg.log, cfg.logLock)
+  sink.onError = (e) => { post({ type: 'logerror', queue: cfg.queue, code: e.code, message: e.message }) }
+  const log = new DecisionLog(sink)
   let queue: Queue
   try {
     queue = new Queue(cfg.queue, { failOpen: cfg.failOpen })
@@ -76,12 +79,13 @@ function start (): void {
         }
         if (named > 0) {
           extra.durationNs = Math.round((performance.now() - t0) * 1e6)
-          logOutcome(log, view, out, extra)
+          log.write(view, out, extra)
         }
       }
       b.verdicts[i] = verdict
       b.marks[i] = mark
     }
+    sink.flush()
     return b.count
   })
   post({ type: 'ready', queue: cfg.queue })
@@ -100,14 +104,14 @@ function start (): void {
         type: 'stats',
         queue: cfg.queue,
         stats: {
-          ...s, decided, classified: classifier.stats.packets, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
+          ...s, decided, classified: classifier.stats.packets, logLines: sink.written, logLost: sink.lost, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
         } as unknown as Record<string, number>,
       })
     } else if (m.type === 'stop') {
       // Batches are answered synchronously, so nothing is held between them:
       // closing now leaves no packet unanswered in our hands.
       queue.close()
-      dest.flushSync()
+      sink.close()
       post({ type: 'stopped', queue: cfg.queue })
       port.close()
     }

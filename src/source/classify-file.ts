@@ -1,8 +1,7 @@
-import type { Logger } from 'pino'
 import { decodeIp, ipOffset, PacketView } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
-import { logOutcome, type LogClock } from '../log/index.js'
+import type { DecisionLog } from '../log/index.js'
 import { readCapture } from './pcapfile.js'
 import { FragTable } from '../flow/ipfrag.js'
 
@@ -21,7 +20,7 @@ export interface ReplayStats {
  * one decision line per name seen. Only the source (a file) and the sink (the
  * log, no verdicts) differ from `aigate run`.
  */
-export async function classifyFile (path: string, classifier: Classifier, log: Logger, clock: LogClock): Promise<ReplayStats> {
+export async function classifyFile (path: string, classifier: Classifier, log: DecisionLog): Promise<ReplayStats> {
   const view = new PacketView()
   const whole = new PacketView()
   const out = new Outcome()
@@ -46,8 +45,8 @@ export async function classifyFile (path: string, classifier: Classifier, log: L
     stats.decoded++
     if (classifier.classify(v, out, p.timeMs) > 0) {
       stats.decisions += out.count
-      clock.ms = p.timeMs
-      logOutcome(log, v, out)
+      log.clock.ms = p.timeMs
+      log.write(v, out)
     }
   })
   return stats

@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module'
-import type { Logger } from 'pino'
 import { decodeIp, ipOffset, PacketView, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
-import { logOutcome } from '../log/index.js'
+import type { DecisionLog } from '../log/index.js'
 import { CaptureError } from './pcapfile.js'
 
 /**
@@ -27,7 +26,7 @@ const LINK_TYPES: Record<string, number> = {
 
 export interface LiveHandle { close (): { received: number, dropped: number, decisions: number } }
 
-export function captureLive (iface: string, classifier: Classifier, log: Logger, filter = NAME_PORTS_FILTER): LiveHandle {
+export function captureLive (iface: string, classifier: Classifier, log: DecisionLog, filter = NAME_PORTS_FILTER): LiveHandle {
   const pcap = createRequire(import.meta.url)('pcap') as { createSession (d: string, o: object): LiveSession }
   let session: LiveSession
   try {
@@ -46,7 +45,8 @@ export function captureLive (iface: string, classifier: Classifier, log: Logger,
     if (ip < 0 || decodeIp(p.buf, ip, caplen, view) !== Status.Ok) return
     if (classifier.classify(view, out, Date.now()) > 0) {
       decisions += out.count
-      logOutcome(log, view, out)
+      log.write(view, out)
+      log.out.flush()
     }
   })
   return {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync, writeFileSync, mkdtempSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
@@ -111,6 +112,32 @@ t.test('bad input: one clear line, non-zero, no stack trace', async (t) => {
     t.match(r.stderr.trim(), re, `${args.join(' ')}: ${r.stderr.trim()}`)
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
   }
+})
+
+t.test('a reader that stops early (| head) ends the replay quietly', async (t) => {
+  // clients.pcap's records 300 times: ~6,000 lines, far more than a pipe holds.
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-head-'))
+  const full = readFileSync(PCAP)
+  const big = join(dir, 'big.pcap')
+  writeFileSync(big, Buffer.concat([full.subarray(0, 24), ...Array<Buffer>(300).fill(full.subarray(24))]))
+  const child = spawn(process.execPath, [BIN, 'classify', big], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const first = await new Promise<string>((resolve) => {
+    let got = ''
+    child.stdout.on('data', (c: Buffer) => {
+      got += c.toString()
+      const nl = got.indexOf('\n')
+      if (nl >= 0) { child.stdout.destroy(); resolve(got.slice(0, nl)) }
+    })
+  })
+  t.equal(JSON.parse(first).name, 'api.openai.com')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20000)
+  const [code, signal] = await once(child, 'exit') as [number | null, string | null]
+  clearTimeout(timer)
+  t.equal(signal, null, 'exits by itself')
+  t.equal(code, 0)
+  t.equal(stderr, '', 'nothing on stderr')
 })
 
 t.test('check: text and --json', async (t) => {

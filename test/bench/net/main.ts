@@ -447,7 +447,8 @@ async function main (): Promise<void> {
   printRatios(rs)
   out('')
   out(`(e) userspace cost of one queued DNS query, in-process (no network): decodeIp + classify ${cost.classifyNs.toFixed(0)} ns; ` +
-    `+ its decision line (pino, sync write to /dev/null) ${cost.classifyAndLogNs.toFixed(0)} ns (the line: ${cost.logNs.toFixed(0)} ns)`)
+    `+ its decision line (to /dev/null, flushed per 64) ${cost.classifyAndLogNs.toFixed(0)} ns (the line: ${cost.logNs.toFixed(0)} ns; ` +
+    `the same line through pino, sync: ${cost.pinoLineNs.toFixed(0)} ns)`)
   const blocked = variants.filter((v) => v.blocked !== null).map((v) => ({ variant: v.id, reason: v.blocked }))
   for (const b of blocked) out(`BLOCKED baseline ${b.variant}: ${b.reason ?? ''}`)
   out(`total ${seconds.toFixed(0)} s`)

@@ -17,13 +17,12 @@
  * counters on stdout at SIGTERM/SIGINT.
  */
 import { createRequire } from 'node:module'
-import pino from 'pino'
 import { decodeIp, PacketView } from '../../../src/decode/packet.js'
 import { Status } from '../../../src/util/status.js'
 import { Classifier, Outcome } from '../../../src/classify/index.js'
 import { loadRuleset } from '../../../src/config/index.js'
 import { DEFAULT_CACHE_SIZE } from '../../../src/cache/index.js'
-import { createLogger, logOutcome, type LogExtra } from '../../../src/log/index.js'
+import { DecisionLog, FdLines, type LogExtra } from '../../../src/log/index.js'
 import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../../../src/verdict/index.js'
 
 interface NfqPacket { info: { id: number, nfmark?: number }, payload: Buffer, setVerdict: (verdict: number, mark?: number) => void }
@@ -42,8 +41,12 @@ const logFile = arg('--log', '/dev/null')
 const nfq = createRequire(import.meta.url)(modulePath) as NfqModule
 
 const classifier = new Classifier(loadRuleset(), DEFAULT_CACHE_SIZE)
-const dest = logFile === 'none' ? null : pino.destination({ dest: logFile, sync: true, append: true })
-const log = dest === null ? null : createLogger(dest)
+const sink = logFile === 'none' ? null : new FdLines(logFile)
+const log = sink === null ? null : new DecisionLog(sink)
+// The binding hands over one packet per callback; lines are written once per
+// event-loop turn (the closest it has to a batch), as the daemon does per batch.
+let flushQueued = false
+const flush = (): void => { flushQueued = false; sink?.flush() }
 const view = new PacketView()
 const out = new Outcome()
 const extra: LogExtra = { queue: queueNum, durationNs: 0 }
@@ -66,7 +69,8 @@ nfq.createQueueHandler(queueNum, 8 << 20, (p) => {
     }
     if (named > 0 && log !== null) {
       extra.durationNs = Math.round((performance.now() - t0) * 1e6)
-      logOutcome(log, view, out, extra)
+      log.write(view, out, extra)
+      if (!flushQueued) { flushQueued = true; setImmediate(flush) }
     }
   }
   // The binding sets a mark only when it is non-zero; 0 leaves the packet's mark alone.
@@ -77,7 +81,7 @@ process.stderr.write('nfqueue-consumer: ready\n')
 
 const stop = (): void => {
   process.stdout.write(`packets=${packets} decided=${decided} classified=${classifier.stats.packets}\n`)
-  dest?.flushSync()
+  sink?.close()
   process.exit(0)
 }
 process.on('SIGTERM', stop)
