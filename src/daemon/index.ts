@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { loadRuleset } from '../config/index.js'
-import { newWriteLock } from '../log/index.js'
+import { newWriteLock, daemonLogger, FdLines } from '../log/index.js'
 import type { WorkerConfig, FromWorker } from './worker.js'
 
 /**
@@ -45,6 +45,10 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     })))
 
   const logLock = newWriteLock()
+  const events = daemonLogger(new FdLines(opts.log, logLock))
+  const event = (action: string, fields: Record<string, unknown>, message: string, level: 'info' | 'warn' = 'info'): void => {
+    events[level]({ event: { kind: 'event', dataset: 'aigate.daemon', action }, ...fields }, message)
+  }
   for (const q of opts.queues) {
     const cfg: WorkerConfig = { queue: q, rulesDir: opts.rulesDir, policyFile: opts.policyFile, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen, logLock }
     workers.set(q, new Worker(workerUrl, { workerData: cfg, name: `aigate-queue-${q}` }))
@@ -56,8 +60,10 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     const f = failed[0] as Extract<FromWorker, { type: 'error' }>
     throw new StartupError(f.code, f.message)
   }
-  say(`running on queue${opts.queues.length > 1 ? 's' : ''} ${opts.queues.join(',')}: ${rules.lists.length} vendor lists, ` +
-    `${rules.matcher.size} entries, policy ${opts.policyFile}, log ${opts.log === '-' ? 'stdout' : opts.log}`)
+  const running = `running on queue${opts.queues.length > 1 ? 's' : ''} ${opts.queues.join(',')}: ${rules.lists.length} vendor lists, ` +
+    `${rules.matcher.size} entries, policy ${opts.policyFile}`
+  say(`${running}, log ${opts.log === '-' ? 'stdout' : opts.log}`)
+  event('start', { aigate: { queues: opts.queues, lists: rules.lists.length, entries: rules.matcher.size, policy: opts.policyFile, pid: process.pid } }, running)
 
   let stopping = false
   const stop = async (signal: string): Promise<void> => {
@@ -66,6 +72,7 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     for (const w of workers.values()) w.postMessage({ type: 'stop' })
     await waitFor('stopped')
     say(`${signal}: stopped`)
+    event('stop', { aigate: { signal } }, `${signal}: stopped`)
     process.exit(0)
   }
   process.on('SIGTERM', () => { void stop('SIGTERM') })
@@ -74,21 +81,32 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     try {
       const next = loadRuleset(opts.rulesDir, opts.policyFile)
       for (const w of workers.values()) w.postMessage({ type: 'reload' })
-      say(`SIGHUP: reloading ${next.lists.length} vendor lists, ${next.matcher.size} entries`)
+      const msg = `SIGHUP: reloading ${next.lists.length} vendor lists, ${next.matcher.size} entries`
+      say(msg)
+      event('reload', { aigate: { lists: next.lists.length, entries: next.matcher.size, policy: opts.policyFile } }, msg)
     } catch (err) {
-      say(`SIGHUP: rules not reloaded, the old ones stay: ${(err as Error).message.replace(/\n/g, '; ')}`)
+      const msg = `SIGHUP: rules not reloaded, the old ones stay: ${(err as Error).message.replace(/\n/g, '; ')}`
+      say(msg)
+      event('reload', { aigate: { policy: opts.policyFile }, error: { message: (err as Error).message } }, msg, 'warn')
     }
   })
   process.on('SIGUSR1', () => {
     void (async () => {
       for (const w of workers.values()) w.postMessage({ type: 'stats' })
-      for (const m of await waitFor('stats')) if (m.type === 'stats') say(`stats queue ${m.queue}: ${JSON.stringify(m.stats)}`)
+      for (const m of await waitFor('stats')) {
+        if (m.type !== 'stats') continue
+        say(`stats queue ${m.queue}: ${JSON.stringify(m.stats)}`)
+        event('stats', { aigate: { queue: m.queue, stats: m.stats } }, `counters of queue ${m.queue}`)
+      }
     })()
   })
   for (const [q, w] of workers) {
     w.on('error', (err) => { say(`queue ${q}: worker failed: ${err.message}`); process.exitCode = 1; void stop('error') })
     w.on('message', (m: FromWorker) => {
-      if (m.type === 'reloaded' && !m.ok) say(`queue ${q}: reload failed, old rules stay: ${m.message ?? ''}`)
+      if (m.type === 'reloaded' && !m.ok) {
+        say(`queue ${q}: reload failed, old rules stay: ${m.message ?? ''}`)
+        event('reload', { aigate: { queue: q }, error: { message: m.message ?? '' } }, `queue ${q}: reload failed, old rules stay`, 'warn')
+      }
       if (m.type === 'logerror') say(`queue ${q}: cannot write the decision log (${m.code}): ${m.message}; verdicts go on, lost lines are counted (SIGUSR1)`)
     })
   }

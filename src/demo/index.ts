@@ -145,12 +145,15 @@ function readDecisions (file: string): Map<string, { action: string, vendor: str
   for (const line of execFileSync('cat', [file], { encoding: 'utf8' }).split('\n')) {
     if (line === '') continue
     try {
-      const d = JSON.parse(line) as { name: string, event: { action: string }, aigate: { vendor: string | null } }
-      m.set(d.name, { action: d.event.action, vendor: d.aigate.vendor ?? '-' })
+      const d = JSON.parse(line) as { name: string, event: { action: string, dataset: string }, aigate: { vendor: string | null } }
+      if (d.event.dataset === DECISIONS) m.set(d.name, { action: d.event.action, vendor: d.aigate.vendor ?? '-' })
     } catch { /* a partial line: the next read has it */ }
   }
   return m
 }
+
+/** event.dataset of decision lines (the daemon's own events share the log). */
+const DECISIONS = 'aigate.decision'
 
 /** Print decision lines added since `offset` in short form; returns the new offset. */
 function printNew (file: string, offset: number): number {
@@ -164,6 +167,7 @@ function printNew (file: string, offset: number): number {
     for (const line of text.slice(0, end).split('\n')) {
       if (line === '') continue
       const d = JSON.parse(line) as Record<string, any>
+      if (d.event?.dataset !== DECISIONS) continue
       const action = String(d.event.action)
       process.stdout.write(`  ${String(d['@timestamp']).slice(11, 23)}  ${paint(ACTION_COLOUR[action] ?? '0', action.toUpperCase().padEnd(7))} ` +
         `${String(d.name).padEnd(22)} ${String(d.aigate.vendor ?? '-').padEnd(14)} via ${String(d.aigate.seen).padEnd(4)} ` +

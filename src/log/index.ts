@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import pino, { type Logger } from 'pino'
 import { formatAddr, PROTO_TCP, PROTO_UDP, type PacketView } from '../decode/packet.js'
 import type { TlsHello } from '../extract/tls.js'
 import type { Outcome } from '../classify/index.js'
@@ -11,8 +12,8 @@ export { FdLines, MemoryLines, newWriteLock, type LineOut, type WriteError } fro
  * One JSON line per decision, with Elastic Common Schema field names (ECS
  * 8.x: https://www.elastic.co/guide/en/ecs/current/) so a SIEM takes them as
  * they are, plus a flat `name` that is always present. The line has pino's
- * shape (`log.level`, `@timestamp`, bindings, `message` last; the daemon's
- * own events are written by pino into the same stream).
+ * shape (`log.level`, `@timestamp`, bindings, `message` last); the daemon's
+ * own events are written by pino into the same stream (daemonLogger).
  *
  * Why not pino for these lines: a decision line through pino cost ~12 us
  * (it serialises the nested object key by key); the inline daemon writes one
@@ -163,4 +164,27 @@ export class DecisionLog {
       this.lines++
     }
   }
+}
+
+/**
+ * The daemon's own events (start, reload, stop, counters, log trouble) as
+ * pino lines in the decision stream, so the analyst's trail shows when the
+ * rules changed. Written through the same FdLines lock as the workers'
+ * lines. Fields: event.dataset `aigate.daemon`, event.action, message.
+ */
+export function daemonLogger (out: LineOut, host: string = hostname()): Logger {
+  return pino({
+    messageKey: 'message',
+    base: { 'ecs.version': ECS_VERSION, host: { hostname: host } },
+    timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ 'log.level': label }) },
+  }, {
+    // pino ends each line with a newline; FdLines adds its own. JSON.stringify
+    // (pino's) leaves non-ASCII as is, so escape it to keep lines ASCII.
+    write (s: string): void {
+      const line = s.endsWith('\n') ? s.slice(0, -1) : s
+      out.line(NON_ASCII.test(line) ? line.replace(NON_ASCII, uEscape) : line)
+      out.flush()
+    },
+  })
 }

@@ -95,7 +95,7 @@ if (skip !== false) {
     rmSync(tmp, { recursive: true, force: true })
   })
 
-  const decisions = (): Array<Record<string, any>> => existsSync(logFile) ? lines(readFileSync(logFile, 'utf8')) : []
+  const decisions = (): Array<Record<string, any>> => existsSync(logFile) ? lines(readFileSync(logFile, 'utf8')).filter((l) => l.event.dataset === 'aigate.decision') : []
 
   /** Packet counters of the server's INPUT rules (UDP 443 datagrams, TCP 443 SYNs): what reached the server. */
   const serverCounts = (): { udp: number, syn: number } => {

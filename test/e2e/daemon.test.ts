@@ -53,9 +53,12 @@ if (!root) {
     daemon = null
     return code
   }
-  const decisions = (): Array<Record<string, any>> => existsSync(logFile)
+  const logLines = (): Array<Record<string, any>> => existsSync(logFile)
     ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
     : []
+  const decisions = (): Array<Record<string, any>> => logLines().filter((l) => l.event.dataset === 'aigate.decision')
+  /** The daemon's own events in the same log (start, reload, stop). */
+  const daemonEvents = (): string[] => logLines().filter((l) => l.event.dataset === 'aigate.daemon').map((l) => `${l['log.level']} ${l.event.action}`)
   const curl = (name: string, path = 'index.html', family: 4 | 6 = 4): { code: number | null, out: string, ms: number } => {
     const addr = family === 4 ? sb.addrs.server : `[${sb.addrs.server6}]`
     const t0 = Date.now()
@@ -146,6 +149,8 @@ if (!root) {
     writeFileSync(policy, 'default: allow\nvendors:\n  anthropic: block\n  openai: reject\ncategories:\n  ai: monitor\n')
     t.equal(await stop('SIGINT'), 0)
     down(fwOpts)
+    // The analyst's trail shows each start, each reload tried, and each stop.
+    t.same(daemonEvents(), ['info start', 'info reload', 'warn reload', 'info stop'], 'daemon events in the decision log')
   })
 
   t.test('startup: a bound queue, no capability, only CAP_NET_ADMIN', async (t) => {
