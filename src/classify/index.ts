@@ -71,10 +71,11 @@ export class Outcome {
   /** Segments of the flow seen when the decision was made. */
   segments = 1
   /**
-   * Decided (and logged), but not to be saved on the connection yet: an
-   * allowed flow stays under watch until the client's first data after the
-   * hello, so a decoy hello cannot wave the real one through. The verdict
-   * for such a packet is a plain accept.
+   * Decided (and logged), but not to be saved on the connection: an allowed
+   * TLS/HTTP flow stays under watch until the client's first data after the
+   * hello, so a decoy hello cannot wave the real one through; an allowed DNS
+   * query never is, as the same socket or TCP connection may ask for another
+   * name next. The verdict for such a packet is a plain accept.
    */
   hold = false
   readonly tls = new TlsHello()
@@ -170,6 +171,10 @@ export class Classifier {
       out.status = parseDns(buf, s, e, out.dns)
       if (out.status === Status.Ok) this.#dns(view, out)
     }
+    // DNS: a pass is never saved on the connection. The next query on the same
+    // socket or TCP connection may ask for a blocked name, so every one is read.
+    const v = out.verdict as Decision | null // set by the extractors above
+    if (out.seen === 'dns' && v !== null && SEVERITY[v.action] < SEVERITY.block) out.hold = true
     if (out.seen !== null) (this.stats.byStatus as Float64Array)[out.status] = (this.stats.byStatus[out.status] ?? 0) + 1
     if (out.count > 0) this.stats.named++
     return out.count

@@ -12,14 +12,18 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  *
  *   mangle AIGATE  (priority -150: before the host's filter rules)
  *     1 decided         connmark in our mask set        -> RETURN   decided flows never reach the queue
- *     2 save            packet mark in our mask set     -> CONNMARK --save-mark (mask only)
- *     3 verdict                                         -> RETURN   the daemon's NF_REPEAT pass ends here
- *     4 queue-tls-http  TCP 80,443,853, first N packets -> NFQUEUE
- *     5 queue-quic      UDP 443, first N packets        -> NFQUEUE
- *     6 queue-dns-tcp   TCP 53                          -> NFQUEUE
- *     7 queue-dns-udp   UDP 53                          -> NFQUEUE
+ *     2 verdict-dns-udp UDP 53, packet mark set         -> RETURN   a DNS query's verdict is for that query only:
+ *                                                                   not saved, so one blocked name does not
+ *                                                                   silence the socket's next queries
+ *     3 save            packet mark in our mask set     -> CONNMARK --save-mark (mask only)
+ *     4 verdict                                         -> RETURN   the daemon's NF_REPEAT pass ends here
+ *     5 queue-tls-http  TCP 80,443,853, first N packets -> NFQUEUE
+ *     6 queue-quic      UDP 443, first N packets        -> NFQUEUE
+ *     7 queue-dns-tcp   TCP 53                          -> NFQUEUE
+ *     8 queue-dns-udp   UDP 53                          -> NFQUEUE
  *                       everything else falls off the end (RETURN)
- *   filter AIGATE
+ *   filter AIGATE (verdict-* act on the packet mark: packets without
+ *   conntrack, and DNS queries over UDP)
  *     1 decided-accept      connmark ACCEPT -> RETURN (the host's other rules still apply)
  *     2 decided-drop        connmark DROP   -> DROP
  *     3 decided-reject-tcp  connmark REJECT, TCP -> REJECT tcp-reset
@@ -84,6 +88,7 @@ function rulesFor (o: Resolved, family: IpFamily): { mangle: Rule[], filter: Rul
   return {
     mangle: [
       rule('decided', ['-m', 'connmark', '!', '--mark', none], ['-j', 'RETURN']),
+      rule('verdict-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict', ['-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('queue-tls-http', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...firstPackets], queue),

@@ -46,7 +46,11 @@ function rulesetFor (o: Resolved): string {
     rule('decided-drop', `${ct(MARK_DROP)} counter drop`),
     rule('decided-reject-tcp', `meta l4proto tcp ${ct(MARK_REJECT)} counter reject with tcp reset`),
     rule('decided-reject', `${ct(MARK_REJECT)} counter reject with icmpx type port-unreachable`),
-    // 2. the daemon's NF_REPEAT pass: save the verdict into the connection, then act on it
+    // 2. the daemon's NF_REPEAT pass: a DNS query's verdict is for that query only (not saved,
+    //    so one blocked name does not silence the socket's next queries) ...
+    rule('verdict-dns-udp-drop', `udp dport 53 ${pkt(MARK_DROP)} counter drop`),
+    rule('verdict-dns-udp-reject', `udp dport 53 ${pkt(MARK_REJECT)} counter reject with icmpx type port-unreachable`),
+    //    ... any other: save the verdict into the connection, then act on it
     rule('verdict-accept', `${pkt(MARK_ACCEPT)} counter ${save(MARK_ACCEPT)} accept`),
     rule('verdict-drop', `${pkt(MARK_DROP)} counter ${save(MARK_DROP)} drop`),
     rule('verdict-reject-tcp', `meta l4proto tcp ${pkt(MARK_REJECT)} counter ${save(MARK_REJECT)} reject with tcp reset`),

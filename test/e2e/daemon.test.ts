@@ -98,13 +98,22 @@ if (!root) {
     t.equal(dig('claude.ai', true), '', 'DNS over TCP for a blocked name: no answer')
     t.equal(dig('www.example.com', false), sb.addrs.server, 'DNS for an allowed name is answered')
     t.equal(dig('www.example.com', true), sb.addrs.server)
+    // An allowed query is not saved on its connection: the next query on the
+    // same TCP connection (dig +keepopen) or UDP 5-tuple (dig -b addr#port) is read too.
+    const same = (tcp: boolean): string[] => {
+      const r = spawnSync('ip', ['netns', 'exec', sb.cli, 'dig', `@${sb.addrs.server}`, '+short', '+time=1', '+tries=1',
+        ...(tcp ? ['+tcp', '+keepopen'] : ['-b', `${sb.addrs.client}#5353`]), 'www.example.com', 'A', 'claude.ai', 'A', 'en.wikipedia.org', 'A'], { encoding: 'utf8' })
+      return r.stdout.split('\n').filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l))
+    }
+    t.same(same(true), [sb.addrs.server, sb.addrs.server], 'one TCP connection: allowed, blocked (no answer), allowed')
+    t.same(same(false), [sb.addrs.server, sb.addrs.server], 'one UDP 5-tuple: allowed, blocked (no answer), allowed')
     await new Promise((r) => setTimeout(r, 300))
     const ds = decisions()
     const count = (name: string, seen: string): number => ds.filter((d) => d.name === name && d.aigate.seen === seen).length
     t.equal(count('claude.ai', 'sni'), 2, 'one line per decision: two blocked connections (v4, v6), two lines, retransmissions not logged')
     t.equal(count('api.openai.com', 'sni'), 1)
     t.equal(count('www.example.com', 'sni'), 1)
-    t.equal(count('claude.ai', 'dns'), 2)
+    t.equal(count('claude.ai', 'dns'), 4)
     const line = ds.find((d) => d.name === 'api.openai.com') as Record<string, any>
     t.equal(line.event.action, 'reject')
     t.equal(line.aigate.vendor, 'openai')

@@ -37,9 +37,9 @@ t.test('options are checked once, with exact messages', async (t) => {
 
 t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) => {
   const v4 = iptablesRules({}, 'ipv4')
-  t.same(v4.mangle.map((r) => r.name), ['decided', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+  t.same(v4.mangle.map((r) => r.name), ['decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
   t.same(v4.filter.map((r) => r.name), ['decided-accept', 'decided-drop', 'decided-reject-tcp', 'decided-reject', 'verdict-drop', 'verdict-reject-tcp', 'verdict-reject'])
-  const q = (o: FirewallOptions): string => (iptablesRules(o, 'ipv4').mangle[3]?.args ?? []).join(' ')
+  const q = (o: FirewallOptions): string => (iptablesRules(o, 'ipv4').mangle.find((r) => r.name === 'queue-tls-http')?.args ?? []).join(' ')
   t.match(q({}), /-j NFQUEUE --queue-num 0 --queue-bypass$/)
   t.match(q({ failClosed: true }), /-j NFQUEUE --queue-num 0$/)
   t.match(q({ queues: [4, 5, 6, 7] }), /-j NFQUEUE --queue-balance 4:7 --queue-bypass$/)
@@ -83,6 +83,7 @@ function chainLines (save: string, table: string, chain: string): string[] {
 // What `up` with the default options installs for IPv4, as iptables-save prints it.
 const MANGLE_V4 = [
   '-A AIGATE -m connmark ! --mark 0x0/0xf000000 -m comment --comment "aigate:decided" -j RETURN',
+  '-A AIGATE -p udp -m udp --dport 53 -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict-dns-udp" -j RETURN',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict" -j RETURN',
   '-A AIGATE -p tcp -m multiport --dports 80,443,853 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass',
@@ -143,8 +144,8 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
 
       const st = status(opts)
       t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
-      t.equal(st.rules.length, 28, 'status: 7 + 7 rules per family')
-      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+      t.equal(st.rules.length, 30, 'status: 8 + 7 rules per family')
+      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
 
       up(opts)
       t.equal(snapshot(net, ns, c.variant), once, 'up again: identical rules, no duplicates')
@@ -180,7 +181,7 @@ t.test('iptables backend: options change the rules, up converges', { skip }, asy
   t.ok(mangle().filter((l) => l.includes('NFQUEUE')).every((l) => l.endsWith('-j NFQUEUE --queue-balance 0:3 --queue-bypass')), 'four queues: --queue-balance 0:3')
   up({ ...base, queuePackets: 4, hooks: ['forward', 'output'] })
   const save = net.exec(ns, 'iptables-save', [])
-  t.match(mangle()[3], /--connbytes 1:4 /, 'queuePackets: connbytes 1:4')
+  t.match(mangle().find((l) => l.includes('queue-tls-http')), /--connbytes 1:4 /, 'queuePackets: connbytes 1:4')
   for (const table of ['mangle', 'filter']) {
     t.match(chainLines(save, table, 'OUTPUT')[0], /-j AIGATE$/, `${table} OUTPUT: jump first`)
   }
@@ -188,7 +189,7 @@ t.test('iptables backend: options change the rules, up converges', { skip }, asy
   up({ ...base, ipv6: false })
   t.equal(chainLines(net.exec(ns, 'iptables-save', []), 'mangle', 'OUTPUT').length, 0, 'back to forward only: the OUTPUT jump went')
   // ipv6: false neither installs nor removes ip6tables rules; the earlier ones are still there.
-  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 7, 'ipv6: false leaves ip6tables alone')
+  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 8, 'ipv6: false leaves ip6tables alone')
   down(base)
   t.equal(snapshot(net, ns), before, 'down after several ups: equal to before')
 })

@@ -22,7 +22,9 @@
  * line. --quick: one short repetition. Other options: --reps N,
  * --variants id,id  --workloads id,id  --dns-names N (distinct query names
  * in the flood; default 1, the fixture's name), --log FILE (decision log of
- * aigate and the npm baseline; default /dev/null).
+ * aigate and the npm baseline; default /dev/null), --cpu-prof DIR (node's
+ * CPU profiles of aigate's threads and the npm baseline, for
+ * test/bench/net/top-frames.mjs).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
@@ -138,7 +140,7 @@ async function runWorkload (net: BenchNet, wl: WorkloadId, seconds: number): Pro
 const DURATION: Record<WorkloadId, () => number> = { dns: () => CFG.dnsS, conn: () => CFG.connS, bulk: () => CFG.bulkS, latency: () => CFG.latencyS }
 
 async function runSlot (net: BenchNet, v: Variant, rep: number, trials: Trial[], slots: Slot[]): Promise<void> {
-  const c = await startVariant(v, net, { root: ROOT, log: LOG, acceptLoop: ACCEPT_LOOP, nfqueueConsumer: join(ROOT, 'dist', 'test', 'bench', 'net', 'nfqueue-consumer.js') })
+  const c = await startVariant(v, net, { root: ROOT, log: LOG, acceptLoop: ACCEPT_LOOP, nfqueueConsumer: join(ROOT, 'dist', 'test', 'bench', 'net', 'nfqueue-consumer.js'), cpuProfDir: opt('--cpu-prof') })
   const slot: Slot = { rep, variant: v.id, readyMs: c?.readyMs ?? null, peakRssBytes: null }
   slots.push(slot)
   try {

@@ -82,11 +82,15 @@ export interface Paths {
   root: string
   /** Decision log of aigate and the npm baseline: /dev/null unless --log FILE (to check what was decided). */
   log: string
+  /** --cpu-prof DIR: node's CPU profiles of aigate and the npm baseline go here (worker threads included). */
+  cpuProfDir?: string
   acceptLoop: string
   nfqueueConsumer: string
 }
 
 /** Firewall (or string rules) for the variant; the consumer, started and ready; null for no consumer. */
+const profArgs = (p: Paths): string[] => p.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', p.cpuProfDir]
+
 export async function startVariant (v: Variant, net: BenchNet, paths: Paths): Promise<Consumer | null> {
   if (v.queues !== null) backend = up({ netns: net.gw, queues: v.queues })
   if (v.id === 'kernel-string') {
@@ -110,12 +114,12 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths): Pr
       break
     case 'nfqueue-npm': case 'nfqueue-npm-nolog':
       cmd = process.execPath
-      args = [paths.nfqueueConsumer, '--module', NFQUEUE_MODULE, '--queue', '0', '--log', v.id === 'nfqueue-npm' ? paths.log : 'none']
+      args = [...profArgs(paths), paths.nfqueueConsumer, '--module', NFQUEUE_MODULE, '--queue', '0', '--log', v.id === 'nfqueue-npm' ? paths.log : 'none']
       ready = /ready/
       break
     case 'aigate-1q': case 'aigate-2q':
       cmd = process.execPath
-      args = [join(paths.root, 'bin', 'aigate.js'), 'run', '--queues', v.id === 'aigate-1q' ? '0' : '0-1', '--log', paths.log, '--fail-closed']
+      args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--queues', v.id === 'aigate-1q' ? '0' : '0-1', '--log', paths.log, '--fail-closed']
       ready = /running on queue/
       break
   }
