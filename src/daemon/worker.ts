@@ -33,6 +33,9 @@ export type FromWorker =
   | { type: 'stopped', queue: number }
   | { type: 'logerror', queue: number, code: string, message: string }
 
+/** Longest a decision line waits in the worker's buffer. */
+const LOG_FLUSH_MS = 50
+
 const cfg = workerData as WorkerConfig
 if (parentPort === null) throw new Error('daemon/worker.ts must run in a worker thread')
 const port: MessagePort = parentPort
@@ -40,11 +43,15 @@ const post = (m: FromWorker): void => port.postMessage(m)
 
 function start (): void {
   const classifier = new Classifier(loadRuleset(cfg.rulesDir, cfg.policyFile), cfg.cacheSize)
-  // Lines are gathered over a batch and written at its end as one run of
-  // whole lines, under a lock all workers share (see FdLines).
+  // Lines are gathered in a 64 KiB buffer and written as one run of whole
+  // lines, under a lock all workers share (see FdLines), when the buffer is
+  // full or LOG_FLUSH_MS after the first line waiting: a write(2) per line or
+  // per small batch costs more than the line.
   const sink = new FdLines(cfg.log, cfg.logLock)
   sink.onError = (e) => { post({ type: 'logerror', queue: cfg.queue, code: e.code, message: e.message }) }
   const log = new DecisionLog(sink)
+  let flushTimer: NodeJS.Timeout | null = null
+  const flushLog = (): void => { flushTimer = null; sink.flush() }
   let queue: Queue
   try {
     queue = new Queue(cfg.queue, { failOpen: cfg.failOpen })
@@ -85,7 +92,7 @@ function start (): void {
       b.verdicts[i] = verdict
       b.marks[i] = mark
     }
-    sink.flush()
+    if (sink.pos > 0 && flushTimer === null) flushTimer = setTimeout(flushLog, LOG_FLUSH_MS)
     return b.count
   })
   post({ type: 'ready', queue: cfg.queue })
@@ -111,6 +118,7 @@ function start (): void {
       // Batches are answered synchronously, so nothing is held between them:
       // closing now leaves no packet unanswered in our hands.
       queue.close()
+      if (flushTimer !== null) clearTimeout(flushTimer)
       sink.close()
       post({ type: 'stopped', queue: cfg.queue })
       port.close()

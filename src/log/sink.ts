@@ -1,22 +1,63 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 
-/**
- * Where decision lines go. `line()` takes one complete line (no newline);
- * `flush()` writes what is pending. Lines are printable ASCII (see json() in
- * index.ts), so a string's length is its byte length.
- */
-export interface LineOut {
-  line (s: string): void
-  flush (): void
-}
-
 /** Bytes gathered before a write(2): one syscall costs ~3 us on the test VM, so lines go out in big runs. */
-const CHUNK = 65536
+export const CHUNK = 65536
 /** How long a full pipe (EAGAIN) may hold the writer before the chunk counts as lost. */
 const EAGAIN_WAIT_MS = 1000
+const NEWLINE = 0x0a
 
 export interface WriteError { code: string, message: string }
+
+/**
+ * Lines gathered in one preallocated 64 KiB buffer and handed on as runs of
+ * whole lines (`emit`) when it is full or when the owner flushes at its
+ * batch boundary. A line is either a string (`line()`, for pino and tests)
+ * or bytes written in place: `room(n)` makes room for a line of at most n
+ * bytes and returns the buffer, the writer puts bytes at `pos` and advances
+ * it, `end()` closes the line. Lines are printable ASCII (see json() in
+ * index.ts), so a string's length is its byte length.
+ */
+export abstract class LineBuffer {
+  readonly buf: Buffer = Buffer.allocUnsafe(CHUNK)
+  pos = 0
+  #count = 0
+
+  /** Room for one line of at most n bytes (n <= CHUNK), the newline included. */
+  room (n: number): Buffer {
+    if (this.pos + n > CHUNK) this.flush()
+    return this.buf
+  }
+
+  end (): void {
+    this.buf[this.pos++] = NEWLINE
+    this.#count++
+  }
+
+  line (s: string): void {
+    const n = s.length + 1
+    if (n > CHUNK) {
+      this.flush()
+      this.emit(Buffer.from(s + '\n', 'latin1'), 1)
+      return
+    }
+    this.room(n)
+    this.pos += this.buf.write(s, this.pos, 'latin1')
+    this.end()
+  }
+
+  flush (): void {
+    if (this.#count === 0) return
+    const n = this.#count
+    const used = this.pos
+    this.#count = 0
+    this.pos = 0
+    this.emit(this.buf.subarray(0, used), n)
+  }
+
+  /** A run of `count` whole lines; the bytes are only valid during the call. */
+  protected abstract emit (bytes: Buffer, count: number): void
+}
 
 /**
  * A lock shared by the writers of one descriptor (the daemon's worker
@@ -27,10 +68,7 @@ export function newWriteLock (): SharedArrayBuffer {
 }
 
 /**
- * Buffered, line-aligned writes to a file descriptor. Lines are copied into
- * one preallocated 64 KiB buffer as they come (no string joins, no
- * allocation) and written as a run of whole lines when it is full or when the
- * owner flushes at its batch boundary.
+ * Lines to a file descriptor, one write(2) per run.
  *
  * Several writers (one per worker thread) on one file or pipe pass the same
  * lock: a run is written under it to the last byte (partial writes resumed),
@@ -40,12 +78,9 @@ export function newWriteLock (): SharedArrayBuffer {
  * through `onError`, and the lines after it are counted in `lost`, never
  * thrown into the packet path.
  */
-export class FdLines implements LineOut {
+export class FdLines extends LineBuffer {
   readonly fd: number
   readonly #owned: boolean
-  readonly #buf = Buffer.allocUnsafe(CHUNK)
-  #used = 0
-  #count = 0
   readonly #lock: Int32Array | null
   /** Lines handed to write(2). */
   written = 0
@@ -56,6 +91,7 @@ export class FdLines implements LineOut {
 
   /** `-` (or 1) for stdout, a number for an open descriptor, or a path (created, appended). */
   constructor (dest: string | number, lock?: SharedArrayBuffer) {
+    super()
     if (dest === '-' || typeof dest === 'number') {
       this.fd = dest === '-' ? 1 : dest
       this.#owned = false
@@ -67,33 +103,12 @@ export class FdLines implements LineOut {
     this.#lock = lock === undefined ? null : new Int32Array(lock)
   }
 
-  line (s: string): void {
-    if (this.error !== null) { this.lost++; return }
-    const n = s.length + 1
-    if (this.#used + n > CHUNK) {
-      this.flush()
-      if (n > CHUNK) { this.#run(Buffer.from(s + '\n', 'latin1'), 1); return }
-    }
-    this.#used += this.#buf.write(s, this.#used, 'latin1')
-    this.#buf[this.#used++] = 0x0a
-    this.#count++
-  }
-
-  flush (): void {
-    if (this.#count === 0) return
-    const n = this.#count
-    const used = this.#used
-    this.#count = 0
-    this.#used = 0
-    this.#run(this.#buf.subarray(0, used), n)
-  }
-
-  #run (buf: Buffer, count: number): void {
+  protected emit (bytes: Buffer, count: number): void {
     if (this.error !== null) { this.lost += count; return }
     const lock = this.#lock
     if (lock !== null) while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 5)
     try {
-      this.#writeAll(buf, count)
+      this.#writeAll(bytes, count)
     } finally {
       if (lock !== null) { Atomics.store(lock, 0, 0); Atomics.notify(lock, 0, 1) }
     }
@@ -130,10 +145,24 @@ export class FdLines implements LineOut {
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4))
 
 /** Keeps lines in memory (tests). */
-export class MemoryLines implements LineOut {
-  readonly raw: string[] = []
-  line (s: string): void { this.raw.push(s) }
-  flush (): void {}
-  /** Every line, parsed. */
+export class MemoryLines extends LineBuffer {
+  readonly #lines: string[] = []
+  protected emit (bytes: Buffer): void {
+    const text = bytes.toString('latin1')
+    for (const l of text.slice(0, -1).split('\n')) this.#lines.push(l)
+  }
+
+  /** Every line so far, as text. */
+  get raw (): string[] {
+    this.flush()
+    return this.#lines
+  }
+
+  /** Every line so far, parsed. */
   parsed (): Array<Record<string, any>> { return this.raw.map((l) => JSON.parse(l) as Record<string, any>) }
+
+  clear (): void {
+    this.flush()
+    this.#lines.length = 0
+  }
 }

@@ -72,6 +72,28 @@ t.test('a TLS decision line carries the ECS fields and pino\'s shape', async (t)
   t.same(l2.rule, l.rule)
 })
 
+t.test('numbers are written exactly: durations, ports, DNS ids, addresses', async (t) => {
+  const c = new Classifier(loadRuleset())
+  const mem = new MemoryLines()
+  const log = new DecisionLog(mem)
+  const view = new PacketView()
+  const out = new Outcome()
+  const hello = tls.get('tls/curl-7.88-www.example.com.bin') as Buffer
+  const durations = [0, 7, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 123456789, 2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 1e12 + 7, Number.MAX_SAFE_INTEGER]
+  for (const [k, n] of durations.entries()) {
+    const sport = [0, 1, 9, 10, 99, 100, 1000, 9999, 10000, 65535][k % 10] as number
+    const pkt = tcp4({ src: `10.${k}.0.255`, dst: '0.0.0.0', sport, dport: 443 }, 1, hello)
+    decide(c, pkt, view, out)
+    log.write(view, out, { durationNs: n, queue: 65535 })
+    const l = mem.parsed().at(-1) as Record<string, any>
+    t.equal(l.event.duration, n, `duration ${n}`)
+    t.equal(l.source.port, sport)
+    t.equal(l.source.ip, `10.${k}.0.255`)
+    t.equal(l.destination.ip, '0.0.0.0')
+    t.equal(l.aigate.queue, 65535)
+  }
+})
+
 t.test('DNS lines: one per question with its type; HTTP lines name url.domain; allow without a rule has no rule field', async (t) => {
   const c = new Classifier(loadRuleset())
   const mem = new MemoryLines()
@@ -89,14 +111,14 @@ t.test('DNS lines: one per question with its type; HTTP lines name url.domain; a
   t.equal(lines[0]?.network.transport, 'udp')
 
   const hfile = [...http.keys()][0] as string
-  mem.raw.length = 0
+  mem.clear()
   const h = decide(c, tcp4({ ...tuple, dport: 80 }, 1, http.get(hfile) as Buffer))
   log.write(h.view, h.out)
   const hl = mem.parsed()[0] as Record<string, any>
   t.equal(hl.url.domain, exp[hfile]?.host)
   t.equal(hl.network.protocol, 'http')
 
-  mem.raw.length = 0
+  mem.clear()
   const e = decide(c, tcp4(tuple, 1, tls.get('tls/curl-7.88-www.example.com.bin') as Buffer))
   log.write(e.view, e.out)
   const el = mem.parsed()[0] as Record<string, any>
