@@ -21,7 +21,7 @@ import { resolveOptions, type BackendName, type Firewall, type FirewallOptions, 
  */
 
 export { FirewallError, type FirewallErrorCode } from './exec.js'
-export { iptablesBackend, iptablesRules, CHAIN, type Rule, type IpFamily } from './iptables.js'
+export { iptablesBackend, iptablesRules, CHAIN, TCP_PAYLOAD_BPF, type Rule, type IpFamily } from './iptables.js'
 export { nftBackend, nftRuleset, NFT_TABLE } from './nft.js'
 export {
   resolveOptions, DEFAULT_QUEUE_PACKETS,

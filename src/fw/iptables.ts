@@ -1,5 +1,5 @@
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../verdict/marks.js'
-import { run, hasCommand, type ExecContext } from './exec.js'
+import { run, hasCommand, FirewallError, type ExecContext } from './exec.js'
 import { resolveOptions, hex, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type IptablesVariant, type Resolved, type RuleCounter } from './options.js'
 
 /**
@@ -17,7 +17,8 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  *                                                                   silence the socket's next queries
  *     3 save            packet mark in our mask set     -> CONNMARK --save-mark (mask only)
  *     4 verdict                                         -> RETURN   the daemon's NF_REPEAT pass ends here
- *     5 queue-tls-http  TCP 80,443,853, first N packets -> NFQUEUE
+ *     5 queue-tls-http  TCP 80,443,853, first N packets,
+ *                       with payload (xt_bpf)           -> NFQUEUE
  *     6 queue-quic      UDP 443, first N packets        -> NFQUEUE
  *     7 queue-dns-tcp   TCP 53                          -> NFQUEUE
  *     8 queue-dns-udp   UDP 53                          -> NFQUEUE
@@ -65,12 +66,53 @@ export interface Rule {
   readonly args: readonly string[]
 }
 
-/** The exact rules `up` puts into the two AIGATE chains (pure: no commands run). */
-export function iptablesRules (options: FirewallOptions, family: IpFamily): { mangle: Rule[], filter: Rule[] } {
-  return rulesFor(resolveOptions(options), family)
+/**
+ * "This TCP segment carries payload", as classic BPF for the xt_bpf match
+ * (it runs on the packet from the IP header on): IP length minus IP header
+ * minus TCP header, > 0. SYNs and pure ACKs, half of a short connection's
+ * packets, then never go to userspace. IPv6 with an extension header before
+ * TCP is always queued (the safe side). Each instruction is
+ * `code jt jf k` (linux/filter.h), as `iptables -m bpf --bytecode` takes it.
+ */
+export const TCP_PAYLOAD_BPF: Record<IpFamily, string> = {
+  ipv4: bpf([
+    [0x28, 0, 0, 2], //      ldh [2]            A = IP total length
+    [0x02, 0, 0, 0], //      st M[0]
+    [0xb1, 0, 0, 0], //      ldxb 4*([0]&0xf)   X = IP header length
+    [0x50, 0, 0, 12], //     ldb [x+12]         A = TCP data offset byte
+    [0x74, 0, 0, 2], //      rsh #2
+    [0x54, 0, 0, 0x3c], //   and #0x3c          A = TCP header length
+    [0x0c, 0, 0, 0], //      add x              A = both headers
+    [0x07, 0, 0, 0], //      tax
+    [0x60, 0, 0, 0], //      ld M[0]
+    [0x2d, 0, 1, 0], //      jgt x, match, no
+    [0x06, 0, 0, 1], // match: ret #1
+    [0x06, 0, 0, 0], // no:    ret #0
+  ]),
+  ipv6: bpf([
+    [0x30, 0, 0, 6], //      ldb [6]            next header
+    [0x15, 0, 6, 6], //      jeq #6 (TCP), tcp, match
+    [0x30, 0, 0, 52], // tcp: ldb [52]          TCP data offset byte (40 + 12)
+    [0x74, 0, 0, 2], //      rsh #2
+    [0x54, 0, 0, 0x3c], //   and #0x3c          A = TCP header length
+    [0x07, 0, 0, 0], //      tax
+    [0x28, 0, 0, 4], //      ldh [4]            A = IPv6 payload length
+    [0x2d, 0, 1, 0], //      jgt x, match, no
+    [0x06, 0, 0, 1], // match: ret #1
+    [0x06, 0, 0, 0], // no:    ret #0
+  ]),
 }
 
-function rulesFor (o: Resolved, family: IpFamily): { mangle: Rule[], filter: Rule[] } {
+function bpf (prog: Array<[number, number, number, number]>): string {
+  return [String(prog.length), ...prog.map((i) => i.join(' '))].join(',')
+}
+
+/** The exact rules `up` puts into the two AIGATE chains (pure: no commands run). */
+export function iptablesRules (options: FirewallOptions, family: IpFamily, payloadMatch = true): { mangle: Rule[], filter: Rule[] } {
+  return rulesFor(resolveOptions(options), family, payloadMatch)
+}
+
+function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mangle: Rule[], filter: Rule[] } {
   const mask = hex(AIGATE_MARK_MASK)
   const m = (v: number): string => `${hex(v)}/${mask}`
   const none = `${hex(0)}/${mask}`
@@ -83,6 +125,7 @@ function rulesFor (o: Resolved, family: IpFamily): { mangle: Rule[], filter: Rul
   ]
   const firstPackets = ['-m', 'connbytes', '--connbytes', `1:${o.queuePackets}`, '--connbytes-dir', 'original', '--connbytes-mode', 'packets']
   const unreachable = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'
+  const payload = payloadMatch ? ['-m', 'bpf', '--bytecode', TCP_PAYLOAD_BPF[family]] : []
   const rule = (name: string, match: string[], target: string[]): Rule =>
     ({ name, args: [...match, '-m', 'comment', '--comment', RULE_PREFIX + name, ...target] })
   return {
@@ -91,9 +134,9 @@ function rulesFor (o: Resolved, family: IpFamily): { mangle: Rule[], filter: Rul
       rule('verdict-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict', ['-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
-      rule('queue-tls-http', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...firstPackets], queue),
+      rule('queue-tls-http', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...firstPackets, ...payload], queue),
       rule('queue-quic', ['-p', 'udp', '-m', 'udp', '--dport', '443', ...firstPackets], queue),
-      rule('queue-dns-tcp', ['-p', 'tcp', '-m', 'tcp', '--dport', '53'], queue),
+      rule('queue-dns-tcp', ['-p', 'tcp', '-m', 'tcp', '--dport', '53', ...payload], queue),
       rule('queue-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53'], queue),
     ],
     filter: [
@@ -227,6 +270,11 @@ function families (o: Resolved): IpFamily[] {
   return o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']
 }
 
+/** An argument in an iptables-restore line: quoted when it has spaces (the BPF bytecode). */
+function restoreArg (a: string): string {
+  return /\s/.test(a) ? `"${a}"` : a
+}
+
 function restore (ctx: ExecContext, t: Tools, batch: string[]): void {
   run(ctx, t.restore, ['-w', '--noflush'], batch.join('\n') + '\n', explainBatch(batch))
 }
@@ -237,7 +285,18 @@ function restore (ctx: ExecContext, t: Tools, batch: string[]): void {
 function upFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
   const t = tools(o.iptables, family)
   const saved = parseSave(run(ctx, t.save, []))
-  const rules = rulesFor(o, family)
+  try {
+    restore(ctx, t, upBatch(o, family, saved, true))
+  } catch (err) {
+    // A kernel without xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF): queue every
+    // early packet of the flow instead of only those with payload.
+    if (!(err instanceof FirewallError) || !/bpf/i.test(err.message)) throw err
+    restore(ctx, t, upBatch(o, family, saved, false))
+  }
+}
+
+function upBatch (o: Resolved, family: IpFamily, saved: ReturnType<typeof parseSave>, payloadMatch: boolean): string[] {
+  const rules = rulesFor(o, family, payloadMatch)
   const batch: string[] = []
   for (const table of TABLES) {
     const cur = saved.get(table)
@@ -246,7 +305,7 @@ function upFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
     // `:AIGATE - [0:0]` with --noflush creates the chain, or empties it if it exists:
     // the chain is rebuilt whole, atomically, so a second `up` gives the same rules.
     batch.push(`*${table}`, `:${CHAIN} - [0:0]`)
-    for (const r of rules[table]) batch.push(`-A ${CHAIN} ${r.args.join(' ')}`)
+    for (const r of rules[table]) batch.push(`-A ${CHAIN} ${r.args.map(restoreArg).join(' ')}`)
     for (const hook of ['forward', 'output'] as const) {
       const hookChain = HOOK_CHAIN[hook]
       const want = o.hooks.includes(hook)
@@ -262,7 +321,7 @@ function upFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
     }
     batch.push('COMMIT')
   }
-  restore(ctx, t, batch)
+  return batch
 }
 
 function downFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  up, down, status, detectBackend, iptablesBackend, iptablesRules, nftRuleset, resolveOptions, FirewallError,
+  up, down, status, detectBackend, iptablesBackend, iptablesRules, nftRuleset, resolveOptions, FirewallError, TCP_PAYLOAD_BPF,
   type FirewallOptions, type IptablesVariant,
 } from '../../src/fw/index.js'
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../../src/verdict/marks.js'
@@ -86,9 +86,9 @@ const MANGLE_V4 = [
   '-A AIGATE -p udp -m udp --dport 53 -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict-dns-udp" -j RETURN',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict" -j RETURN',
-  '-A AIGATE -p tcp -m multiport --dports 80,443,853 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass',
+  `-A AIGATE -p tcp -m multiport --dports 80,443,853 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}" -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass`,
   '-A AIGATE -p udp -m udp --dport 443 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-quic" -j NFQUEUE --queue-num 0 --queue-bypass',
-  '-A AIGATE -p tcp -m tcp --dport 53 -m comment --comment "aigate:queue-dns-tcp" -j NFQUEUE --queue-num 0 --queue-bypass',
+  `-A AIGATE -p tcp -m tcp --dport 53 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}" -m comment --comment "aigate:queue-dns-tcp" -j NFQUEUE --queue-num 0 --queue-bypass`,
   '-A AIGATE -p udp -m udp --dport 53 -m comment --comment "aigate:queue-dns-udp" -j NFQUEUE --queue-num 0 --queue-bypass',
 ]
 const FILTER_V4 = [
@@ -140,7 +140,7 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
       }
       const v6 = net.exec(ns, `ip6tables-${c.variant}-save`, [])
       t.same(chainLines(v6, 'filter', 'AIGATE'), FILTER_V4.map((l) => l.replace('icmp-port-unreachable', 'icmp6-port-unreachable')), 'ip6tables: the same filter rules, ICMPv6 reject')
-      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4, 'ip6tables: the same mangle rules')
+      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4.map((l) => l.replace(TCP_PAYLOAD_BPF.ipv4, TCP_PAYLOAD_BPF.ipv6)), 'ip6tables: the same mangle rules, the IPv6 payload program')
 
       const st = status(opts)
       t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
@@ -284,8 +284,8 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
   }
   const url4 = 'http://10.77.2.2:443/'
   const url6 = 'http://[fd77:2::2]:443/'
-  const counter = (name: string, table = 'mangle'): number =>
-    status(fw).rules.filter((r) => r.family === 'ipv4' && r.table === table && r.name === name).reduce((n, r) => n + r.packets, 0)
+  const counter = (name: string, table = 'mangle', family = 'ipv4'): number =>
+    status(fw).rules.filter((r) => r.family === family && r.table === table && r.name === name).reduce((n, r) => n + r.packets, 0)
   const connmarks = (): number[] => {
     const lines = net.run(gw, 'cat', ['/proc/net/nf_conntrack']).stdout.split('\n')
     return lines.filter((l) => l.includes('dport=443 ') && l.includes('dst=10.77.2.2 ')).map((l) => Number(/ mark=(\d+)/.exec(l)?.[1] ?? NaN))
@@ -299,9 +299,10 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     up(fw)
     const r4 = curl(`${url4}big`, 5)
     t.equal(r4.out, '200', `IPv4 HTTP on 443 through the gateway, 400 kB: ${r4.out}`)
-    t.equal(counter('queue-tls-http'), 8, 'the NFQUEUE rule saw exactly the first 8 client packets (connbytes 1:8), not the dozens of ACKs after')
+    t.equal(counter('queue-tls-http'), 1, 'the NFQUEUE rule took only the request: among the first 8 client packets (connbytes 1:8), the one with payload (SYN and ACKs are not queued)')
     const r6 = curl(url6, 5)
     t.equal(r6.out, '200', `IPv6 too: ${r6.out}`)
+    t.equal(counter('queue-tls-http', 'mangle', 'ipv6'), 1, 'IPv6: only the request was queued too')
   })
 
   await t.test('the host\'s own FORWARD rules still apply to packets the queue let through', async (t) => {
@@ -311,7 +312,7 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     net.exec(gw, 'iptables', ['-A', 'FORWARD', '-p', 'tcp', '-d', '10.77.2.2', '--dport', '443', '-j', 'DROP'])
     const r = curl(url4, 2)
     t.not(r.out, '200', `a host rule after our jump still drops the flow (curl exit ${String(r.code)})`)
-    t.ok(counter('queue-tls-http') >= 1, 'its SYN went through the queue rule first')
+    t.equal(counter('queue-tls-http'), 0, 'its SYN carries no payload: it never met the queue')
     net.exec(gw, 'iptables', ['-D', 'FORWARD', '-p', 'tcp', '-d', '10.77.2.2', '--dport', '443', '-j', 'DROP'])
   })
 
@@ -330,7 +331,7 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     const r = curl(url4, 3)
     t.not(r.out, '200', `the request never arrives (curl exit ${String(r.code)})`)
     t.ok(connmarks().includes(MARK_DROP), `conntrack holds the flow with mark=${MARK_DROP} (0x02000000): ${connmarks().join(',')}`)
-    t.equal(counter('queue-tls-http'), 2, 'the queue rule saw only the SYN and the handshake ACK')
+    t.equal(counter('queue-tls-http'), 0, 'nothing was queued: SYN and handshake ACK carry no payload, the request had its mark first')
     t.ok(counter('save') >= 1, 'the save rule copied the packet mark into the connection')
     t.ok(counter('decided') >= 1, `retransmissions matched "decided" in mangle (${counter('decided')}) and skipped the queue`)
     t.ok(counter('decided-drop', 'filter') >= 2, `filter dropped the marked packet and its retransmissions on the connmark (${counter('decided-drop', 'filter')})`)
