@@ -222,12 +222,16 @@ export class Classifier {
     if (flow.have === 0) {
       out.status = Status.NeedMore
       if (flow.overflow) this.#special(view, out, flow, this.ruleset.policy.unknown)
+      else if (flow.packets >= table.limits.maxSegments) this.#tooManySegments(view, out, flow)
       return
     }
     this.#read(view, out, flow.data, 0, flow.have)
     out.reassembled = true
     out.segments = flow.packets
-    if (out.status === Status.NeedMore && !flow.overflow) return
+    if (out.status === Status.NeedMore && !flow.overflow) {
+      if (flow.packets >= table.limits.maxSegments) this.#tooManySegments(view, out, flow)
+      return
+    }
     table.delete(flow)
     table.stats.completed++
     if (out.status !== Status.Ok || (out.count === 0 && out.invalidNames === 0)) {
@@ -241,6 +245,13 @@ export class Classifier {
     } else {
       this.#watch(view, out, flow.key, now)
     }
+  }
+
+  /** The opening message is still incomplete after the segments the firewall lets us see (DEFAULT_MAX_FLOW_SEGMENTS). */
+  #tooManySegments (view: PacketView, out: Outcome, flow: Flow): void {
+    out.segments = flow.packets
+    this.flows.stats.tooManySegments++
+    this.#special(view, out, flow, this.ruleset.policy.evasion)
   }
 
   #now = 0

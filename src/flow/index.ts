@@ -20,10 +20,18 @@ export const DEFAULT_MAX_FLOWS = 65536
 /** Enough for a post-quantum ClientHello split any way (~1.8 kB) with room: RFC 8446 allows more, we stop here. */
 export const DEFAULT_MAX_FLOW_BYTES = 16384
 export const DEFAULT_FLOW_TTL_MS = 10000
+/**
+ * Segments an opening message may take. Inline, the firewall queues only the
+ * first 8 packets of a flow (fw DEFAULT_QUEUE_PACKETS): SYN, handshake ACK
+ * and 6 data segments. A hello cut into more never shows its end to the
+ * daemon while the server gets it all, so a message still incomplete after 6
+ * segments is an evasion (real clients use 1 to 3).
+ */
+export const DEFAULT_MAX_FLOW_SEGMENTS = 6
 /** Out-of-order segments held per flow. */
 const MAX_PENDING_SEGMENTS = 64
 
-export interface FlowLimits { maxFlows: number, maxBytes: number, ttlMs: number }
+export interface FlowLimits { maxFlows: number, maxBytes: number, ttlMs: number, maxSegments: number }
 
 export class Flow {
   readonly key: string
@@ -63,6 +71,8 @@ export class FlowStats {
   expired = 0
   overflowed = 0
   disagreements = 0
+  /** Opening messages still incomplete after maxSegments segments (evasion). */
+  tooManySegments = 0
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -86,6 +96,7 @@ export class FlowTable {
     this.limits = {
       maxFlows: limits.maxFlows ?? DEFAULT_MAX_FLOWS,
       maxBytes: limits.maxBytes ?? DEFAULT_MAX_FLOW_BYTES,
+      maxSegments: limits.maxSegments ?? DEFAULT_MAX_FLOW_SEGMENTS,
       ttlMs: limits.ttlMs ?? DEFAULT_FLOW_TTL_MS,
     }
     if (!Number.isInteger(this.limits.maxFlows) || this.limits.maxFlows < 1) throw new TypeError('maxFlows must be a positive integer')

@@ -13,6 +13,8 @@ import { PACKAGE_ROOT } from '../../src/config/index.js'
  * client namespace, real servers behind. Root only (CI runs as root).
  */
 const BIN = join(PACKAGE_ROOT, 'bin', 'aigate.js')
+/** curl's real ClientHello for www.example.com (an allowed name). */
+const HELLO = join(PACKAGE_ROOT, 'test', 'fixtures', 'tls', 'curl-7.88-www.example.com.bin')
 const root = process.getuid?.() === 0
 
 if (!root) {
@@ -107,13 +109,33 @@ if (!root) {
     }
     t.same(same(true), [sb.addrs.server, sb.addrs.server], 'one TCP connection: allowed, blocked (no answer), allowed')
     t.same(same(false), [sb.addrs.server, sb.addrs.server], 'one UDP 5-tuple: allowed, blocked (no answer), allowed')
+    // A hello cut into more segments than the firewall queues (SYN, ACK, 6 data):
+    // the daemon calls it evasion at the 6th; in 3 segments it passes.
+    const pieces = (n: number): number => {
+      const script = `
+        const hello = require('fs').readFileSync(process.argv[1])
+        const size = Math.ceil(hello.length / ${n})
+        const s = require('net').connect(443, process.argv[2], async () => {
+          s.setNoDelay(true)
+          for (let i = 0; i < hello.length; i += size) { s.write(hello.subarray(i, i + size)); await new Promise((r) => setTimeout(r, 30)) }
+        })
+        let got = 0
+        s.on('data', (d) => { got += d.length })
+        s.on('error', () => {})
+        setTimeout(() => { console.log(got); process.exit(0) }, 2500)`
+      const r = spawnSync('ip', ['netns', 'exec', sb.cli, process.execPath, '-e', script, HELLO, sb.addrs.server], { encoding: 'utf8' })
+      return Number(r.stdout.trim())
+    }
+    t.ok(pieces(3) > 0, 'an allowed hello in 3 segments: the server answers')
+    t.equal(pieces(7), 0, 'the same hello in 7 segments: evasion, dropped')
     await new Promise((r) => setTimeout(r, 300))
     const ds = decisions()
     const count = (name: string, seen: string): number => ds.filter((d) => d.name === name && d.aigate.seen === seen).length
     t.equal(count('claude.ai', 'sni'), 2, 'one line per decision: two blocked connections (v4, v6), two lines, retransmissions not logged')
     t.equal(count('api.openai.com', 'sni'), 1)
-    t.equal(count('www.example.com', 'sni'), 1)
+    t.equal(count('www.example.com', 'sni'), 2, 'curl, and the 3-segment hello')
     t.equal(count('claude.ai', 'dns'), 4)
+    t.equal(ds.filter((d) => d.aigate.reason === 'evasion').length, 1, 'one evasion line: the 7-segment hello')
     const line = ds.find((d) => d.name === 'api.openai.com') as Record<string, any>
     t.equal(line.event.action, 'reject')
     t.equal(line.aigate.vendor, 'openai')

@@ -6,6 +6,8 @@ import { Status } from '../../src/util/status.js'
 import { payloads, expected } from '../helpers/fixtures.js'
 import { tcp4, type Tuple } from '../helpers/packets.js'
 import { rng } from '../helpers/rng.js'
+import { DEFAULT_MAX_FLOW_SEGMENTS } from '../../src/flow/index.js'
+import { DEFAULT_QUEUE_PACKETS } from '../../src/fw/options.js'
 
 /**
  * TCP reassembly of real captured hellos: split at every byte offset, in
@@ -88,7 +90,7 @@ t.test('real multi-segment captures, segments in every order, with retransmissio
   }
 })
 
-t.test('random splits into 3-6 segments, shuffled, some duplicated', async (t) => {
+t.test('random splits into 3-6 segments, shuffled, some duplicated (at most 6 packets: what the firewall queues)', async (t) => {
   const c = new Classifier(ruleset)
   const r = rng(42)
   let ok = 0
@@ -100,7 +102,7 @@ t.test('random splits into 3-6 segments, shuffled, some duplicated', async (t) =
     const points = [0, ...[...cuts].sort((x, y) => x - y), bytes.length]
     const tu = tuple()
     const pkts = points.slice(0, -1).map((p, i) => tcp4(tu, 5000 + p, bytes.subarray(p, points[i + 1])))
-    if (r() < 0.3) pkts.push(pkts[Math.floor(r() * pkts.length)] as Buffer)
+    if (r() < 0.3 && k < DEFAULT_MAX_FLOW_SEGMENTS) pkts.push(pkts[Math.floor(r() * pkts.length)] as Buffer)
     for (let i = pkts.length - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pkts[i], pkts[j]] = [pkts[j] as Buffer, pkts[i] as Buffer] }
     let got: string | null = null
     for (const p of pkts) if (feed(c, p) > 0 && got === null) got = out.names[0] as string
@@ -108,6 +110,45 @@ t.test('random splits into 3-6 segments, shuffled, some duplicated', async (t) =
     else t.fail(`${file} split ${points.join(',')}: got ${got}`)
   }
   t.equal(ok, 3000)
+})
+
+t.test('a hello still incomplete after 6 segments is evasion (inline, the 7th would never be queued)', async (t) => {
+  const c = new Classifier(ruleset)
+  t.equal(DEFAULT_MAX_FLOW_SEGMENTS, DEFAULT_QUEUE_PACKETS - 2, 'the firewall queues SYN, ACK and this many data segments')
+  for (const [file, bytes] of hellos.filter(([n]) => n.includes('curl-7.88-www.example.com'))) {
+    const cut = (k: number): Buffer[] => {
+      const size = Math.ceil(bytes.length / k)
+      return Array.from({ length: k }, (_, i) => bytes.subarray(i * size, Math.min(bytes.length, (i + 1) * size)))
+    }
+    // 6 segments: the name is read.
+    let tu = tuple()
+    let seq = 7000
+    let lines = 0
+    for (const seg of cut(6)) { lines += feed(c, tcp4(tu, seq, seg)); seq += seg.length }
+    t.equal(lines, 1, `${file}: 6 segments, one decision`)
+    t.equal(out.names[0], exp[file]?.sni)
+    t.equal(out.decisions[0]?.action, 'allow')
+    // 7 segments: at the 6th the hello is still incomplete.
+    tu = tuple()
+    seq = 7000
+    const segs = cut(7)
+    const got: number[] = []
+    const verdicts: string[] = []
+    for (const seg of segs) {
+      got.push(feed(c, tcp4(tu, seq, seg)))
+      seq += seg.length
+      if (got.at(-1) === 1) verdicts.push(`${out.decisions[0]?.reason} ${out.verdict?.action}`)
+    }
+    t.same(got.slice(0, 6), [0, 0, 0, 0, 0, 1], 'decided at the 6th segment')
+    t.same(verdicts, ['evasion block'])
+    // Retransmissions count as the kernel counts them: 3 segments, each sent twice, the last one missing.
+    tu = tuple()
+    const three = cut(3)
+    const r: number[] = []
+    for (let i = 0; i < 3; i++) { r.push(feed(c, tcp4(tu, 9000, three[0] as Buffer))); r.push(feed(c, tcp4(tu, 9000 + (three[0] as Buffer).length, three[1] as Buffer))) }
+    t.equal(r.indexOf(1), 5, 'six packets without the end: evasion')
+  }
+  t.ok(c.flows.stats.tooManySegments >= 2)
 })
 
 t.test('overlapping segments that disagree are reported as evasion', async (t) => {
