@@ -414,6 +414,10 @@ export class Queue {
         }
         if (send > 0) native.verdict(send, ids, verdicts, marks)
         if (this.#native === null || this.#handler !== handler) return // closed or paused inside
+        // A short batch means the socket was empty (the buffer holds more than
+        // batchSize messages): skip the read that would only say so. The fd is
+        // level-triggered, so anything that arrived since wakes us again.
+        if (n < ids.length && !native.pending()) return
       }
       // Still busy: the fd stays readable (level-triggered), but kept messages do not.
       if (native.pending()) this.#schedule()
