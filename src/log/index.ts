@@ -38,13 +38,15 @@ export class LogClock {
 }
 
 const NON_ASCII = /[\u007f-\uffff]/g
+/** The same test without the global flag (no lastIndex carried between calls). */
+const HAS_NON_ASCII = /[\u007f-\uffff]/
 const uEscape = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')
 
 /** A JSON string literal in printable ASCII. */
 export function json (s: string | null): string {
   if (s === null) return 'null'
   const j = JSON.stringify(s)
-  return NON_ASCII.test(j) ? j.replace(NON_ASCII, uEscape) : j
+  return HAS_NON_ASCII.test(j) ? j.replace(NON_ASCII, uEscape) : j
 }
 
 /** DNS type codes worth a name in logs (RFC 1035, RFC 3596, RFC 9460). */
@@ -321,7 +323,7 @@ export function daemonLogger (out: LineBuffer, host: string = hostname()): Logge
     // (pino's) leaves non-ASCII as is, so escape it to keep lines ASCII.
     write (s: string): void {
       const line = s.endsWith('\n') ? s.slice(0, -1) : s
-      out.line(NON_ASCII.test(line) ? line.replace(NON_ASCII, uEscape) : line)
+      out.line(HAS_NON_ASCII.test(line) ? line.replace(NON_ASCII, uEscape) : line)
       out.flush()
     },
   })
