@@ -57,6 +57,7 @@ function start (): void {
     queue = new Queue(cfg.queue, { failOpen: cfg.failOpen })
   } catch (err) {
     const e = err as QueueError
+    sink.close()
     post({ type: 'error', queue: cfg.queue, code: e.code ?? 'EINVAL', message: e.message })
     return
   }

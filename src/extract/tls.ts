@@ -242,7 +242,7 @@ function readAlpn (b: Buffer, p: number, q: number, out: TlsHello): boolean {
   return true
 }
 
-/** The ALPN protocol names as strings (for logs; allocates). */
+/** The ALPN protocol names as strings (tests and tools; allocates; decision lines read the bytes in place). */
 export function alpnList (h: TlsHello): string[] {
   const list: string[] = []
   for (let i = h.alpnStart; i < h.alpnEnd;) {

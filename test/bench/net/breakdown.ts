@@ -14,7 +14,7 @@ import { decodeIp, PacketView } from '../../../src/decode/packet.js'
 import { Classifier, Outcome } from '../../../src/classify/index.js'
 import { loadRuleset } from '../../../src/config/index.js'
 import { DEFAULT_CACHE_SIZE } from '../../../src/cache/index.js'
-import { DecisionLog, FdLines, MemoryLines, type LogExtra } from '../../../src/log/index.js'
+import { DecisionLog, FdLines, MemoryLines, ECS_VERSION, type LogExtra } from '../../../src/log/index.js'
 
 export interface Breakdown { classifyNs: number, classifyAndLogNs: number, logNs: number, pinoLineNs: number }
 
@@ -52,7 +52,7 @@ export function costBreakdown (dnsFixture: string, n = 100000): Breakdown {
     if (classifier.classify(view, out, Date.now()) > 0) memLog.write(view, out, extra)
   }
   const objects = mem.parsed().map(({ message, 'log.level': _l, '@timestamp': _t, 'ecs.version': _v, host: _h, ...rest }) => ({ message: message as string, rest }))
-  const plog = pino({ messageKey: 'message', base: { 'ecs.version': '8.11.0', host: { hostname: 'x' } } }, pino.destination({ dest: '/dev/null', sync: true }))
+  const plog = pino({ messageKey: 'message', base: { 'ecs.version': ECS_VERSION, host: { hostname: 'x' } } }, pino.destination({ dest: '/dev/null', sync: true }))
   const pinoRound = (): number => {
     const t0 = process.hrtime.bigint()
     for (const o of objects) plog.info(o.rest, o.message)
