@@ -11,25 +11,33 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  * FORWARD (and/or OUTPUT):
  *
  *   mangle AIGATE  (priority -150: before the host's filter rules)
- *     1 decided         connmark in our mask set        -> RETURN   decided flows never reach the queue
- *     2 verdict-dns-udp UDP 53, packet mark set         -> RETURN   a DNS query's verdict is for that query only:
- *                                                                   not saved, so one blocked name does not
- *                                                                   silence the socket's next queries
- *     3 save            packet mark in our mask set     -> CONNMARK --save-mark (mask only)
- *     4 verdict                                         -> RETURN   the daemon's NF_REPEAT pass ends here
- *     5 queue-tls-http  TCP 80,443,853, first N packets,
- *                       with payload (xt_bpf)           -> NFQUEUE
- *     6 queue-quic      UDP 443, first N packets        -> NFQUEUE
- *     7 queue-dns-tcp   TCP 53                          -> NFQUEUE
- *     8 queue-dns-udp   UDP 53                          -> NFQUEUE
+ *     1 decided-accept  connmark ACCEPT                   -> RETURN   decided flows never reach the queue
+ *     2 decided         connmark in our mask set          -> CONNMARK --restore-mark: a blocked flow's
+ *                                                                     verdict goes on each packet (filter acts on it)
+ *     3 verdict-dns-udp UDP 53, packet mark set           -> RETURN   a DNS query's verdict is for that query only:
+ *                                                                     not saved, so one blocked name does not
+ *                                                                     silence the socket's next queries
+ *     4 save            packet mark in our mask set       -> CONNMARK --save-mark (mask only)
+ *     5 verdict         packet mark in our mask set       -> RETURN   the daemon's NF_REPEAT pass ends here
+ *     6 queue-tls-http  TCP 80,443,853, first N packets,
+ *                       with payload (xt_bpf)             -> NFQUEUE
+ *     7 queue-quic      UDP 443, first N packets          -> NFQUEUE
+ *     8 queue-dns-tcp   TCP 53                            -> NFQUEUE
+ *     9 queue-dns-udp   UDP 53                            -> NFQUEUE
  *                       everything else falls off the end (RETURN)
- *   filter AIGATE (verdict-* act on the packet mark: packets without
- *   conntrack, and DNS queries over UDP)
- *     1 decided-accept      connmark ACCEPT -> RETURN (the host's other rules still apply)
- *     2 decided-drop        connmark DROP   -> DROP
- *     3 decided-reject-tcp  connmark REJECT, TCP -> REJECT tcp-reset
- *     4 decided-reject      connmark REJECT     -> REJECT icmp(6)-port-unreachable
- *     5-7 verdict-*         the same on the packet mark, for packets without conntrack
+ *   filter AIGATE, jumped to only by packets whose mark is in our mask set
+ *     1 verdict-drop        mark DROP          -> DROP
+ *     2 verdict-reject-tcp  mark REJECT, TCP   -> REJECT tcp-reset
+ *     3 verdict-reject      mark REJECT        -> REJECT icmp(6)-port-unreachable
+ *                           mark ACCEPT falls off the end: the host's other rules still apply
+ *
+ * The path of a packet of an accepted flow (nearly all packets a gateway
+ * forwards once flows are decided) is kept short: the mangle jump, one
+ * connmark match, RETURN; in filter one native mark comparison that fails.
+ * That is why the jumps and the decided-accept rule carry no comment: with
+ * iptables-nft a comment is an xt match (an indirect call per packet), and
+ * with iptables-legacy too. Every other rule names itself in a comment
+ * placed last, which runs only when the rest of the rule has matched.
  *
  * Why the queue is in mangle and not in filter: a queue verdict of NF_ACCEPT
  * (the daemon's answer while it still waits for a name, and what
@@ -37,33 +45,34 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  * that table's hook: an NFQUEUE rule at the top of filter FORWARD would wave
  * the first packets of every flow past the host's own FORWARD rules. In
  * mangle, NF_ACCEPT only ends mangle; filter still runs. NF_REPEAT re-runs
- * the mangle hook from its top, so the decided packet meets rule 2, its mark
+ * the mangle hook from its top, so the decided packet meets rule 4, its mark
  * is saved into the connection, and filter AIGATE enforces it (REJECT exists
  * only in filter).
  *
  * `iptables-save` output after `up` then `down` equals the output before:
- * chains and jumps go, and a table that `up` had to create (iptables-nft
- * creates tables on first use; the jump's comment records it) is deleted
- * again when nothing else is in it. iptables-legacy cannot delete a table
- * once the kernel instantiated it in a namespace; it stays, empty.
+ * chains and jumps go, and a table left with nothing in it (only built-in
+ * chains, policy ACCEPT, no rule: iptables-nft creates tables on first use)
+ * is deleted again. iptables-legacy cannot delete a table once the kernel
+ * instantiated it in a namespace; it stays, empty.
  */
 
 export const CHAIN = 'AIGATE'
 const TABLES = ['mangle', 'filter'] as const
 type Table = (typeof TABLES)[number]
 const HOOK_CHAIN: Record<Hook, string> = { forward: 'FORWARD', output: 'OUTPUT' }
-/** Comment of a hook jump. */
-const JUMP = 'aigate:jump'
-/** Comment of a hook jump in a table that did not exist before `up`: `down` deletes the table again if empty. */
-const JUMP_NEW_TABLE = 'aigate:jump:new-table'
 const RULE_PREFIX = 'aigate:'
 
 export type IpFamily = 'ipv4' | 'ipv6'
 
-/** One rule of an AIGATE chain: its stable name (also its comment) and the iptables arguments after `-A AIGATE`. */
+/**
+ * One rule of an AIGATE chain: its stable name and the iptables arguments
+ * after `-A AIGATE`. The name is also the rule's comment, except on a rule
+ * every accepted packet matches (`hot`), which carries none (see above).
+ */
 export interface Rule {
   readonly name: string
   readonly args: readonly string[]
+  readonly hot: boolean
 }
 
 /**
@@ -112,6 +121,11 @@ export function iptablesRules (options: FirewallOptions, family: IpFamily, paylo
   return rulesFor(resolveOptions(options), family, payloadMatch)
 }
 
+/** The matches of the jump from a hook chain to AIGATE: filter only sees packets that carry a verdict mark. */
+function jumpMatch (table: Table): string[] {
+  return table === 'filter' ? ['-m', 'mark', '!', '--mark', `${hex(0)}/${hex(AIGATE_MARK_MASK)}`] : []
+}
+
 function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mangle: Rule[], filter: Rule[] } {
   const mask = hex(AIGATE_MARK_MASK)
   const m = (v: number): string => `${hex(v)}/${mask}`
@@ -127,10 +141,12 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
   const unreachable = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'
   const payload = payloadMatch ? ['-m', 'bpf', '--bytecode', TCP_PAYLOAD_BPF[family]] : []
   const rule = (name: string, match: string[], target: string[]): Rule =>
-    ({ name, args: [...match, '-m', 'comment', '--comment', RULE_PREFIX + name, ...target] })
+    ({ name, args: [...match, '-m', 'comment', '--comment', RULE_PREFIX + name, ...target], hot: false })
+  const hot = (name: string, match: string[], target: string[]): Rule => ({ name, args: [...match, ...target], hot: true })
   return {
     mangle: [
-      rule('decided', ['-m', 'connmark', '!', '--mark', none], ['-j', 'RETURN']),
+      hot('decided-accept', ['-m', 'connmark', '--mark', m(MARK_ACCEPT)], ['-j', 'RETURN']),
+      rule('decided', ['-m', 'connmark', '!', '--mark', none], ['-j', 'CONNMARK', '--restore-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict', ['-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
@@ -140,10 +156,6 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
       rule('queue-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53'], queue),
     ],
     filter: [
-      rule('decided-accept', ['-m', 'connmark', '--mark', m(MARK_ACCEPT)], ['-j', 'RETURN']),
-      rule('decided-drop', ['-m', 'connmark', '--mark', m(MARK_DROP)], ['-j', 'DROP']),
-      rule('decided-reject-tcp', ['-p', 'tcp', '-m', 'connmark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', 'tcp-reset']),
-      rule('decided-reject', ['-m', 'connmark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', unreachable]),
       rule('verdict-drop', ['-m', 'mark', '--mark', m(MARK_DROP)], ['-j', 'DROP']),
       rule('verdict-reject-tcp', ['-p', 'tcp', '-m', 'mark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', 'tcp-reset']),
       rule('verdict-reject', ['-m', 'mark', '--mark', m(MARK_REJECT)], ['-j', 'REJECT', '--reject-with', unreachable]),
@@ -246,8 +258,12 @@ function jumpsToUs (t: SavedTable): SavedRule[] {
   return t.rules.filter((r) => r.chain !== CHAIN && (optionValue(r.tokens, '-j') === CHAIN || optionValue(r.tokens, '-g') === CHAIN))
 }
 
-function isCanonicalJump (r: SavedRule, hookChain: string, comment: string): boolean {
-  const want = ['-A', hookChain, '-m', 'comment', '--comment', comment, '-j', CHAIN]
+function jumpArgs (table: Table, hookChain: string): string[] {
+  return ['-A', hookChain, ...jumpMatch(table), '-j', CHAIN]
+}
+
+function isCanonicalJump (r: SavedRule, table: Table, hookChain: string): boolean {
+  const want = jumpArgs(table, hookChain)
   return r.tokens.length === want.length && r.tokens.every((t, i) => t === want[i])
 }
 
@@ -301,7 +317,6 @@ function upBatch (o: Resolved, family: IpFamily, saved: ReturnType<typeof parseS
   for (const table of TABLES) {
     const cur = saved.get(table)
     const jumps = cur === undefined ? [] : jumpsToUs(cur)
-    const comment = cur === undefined || jumps.some((j) => optionValue(j.tokens, '--comment') === JUMP_NEW_TABLE) ? JUMP_NEW_TABLE : JUMP
     // `:AIGATE - [0:0]` with --noflush creates the chain, or empties it if it exists:
     // the chain is rebuilt whole, atomically, so a second `up` gives the same rules.
     batch.push(`*${table}`, `:${CHAIN} - [0:0]`)
@@ -311,9 +326,9 @@ function upBatch (o: Resolved, family: IpFamily, saved: ReturnType<typeof parseS
       const want = o.hooks.includes(hook)
       const ours = jumps.filter((j) => j.chain === hookChain)
       const first = cur?.rules.find((r) => r.chain === hookChain)
-      if (want && ours.length === 1 && first !== undefined && first === ours[0] && isCanonicalJump(first, hookChain, comment)) continue
+      if (want && ours.length === 1 && first !== undefined && first === ours[0] && isCanonicalJump(first, table, hookChain)) continue
       for (const j of ours) batch.push(j.line.replace(/^-A /, '-D '))
-      if (want) batch.push(`-I ${hookChain} 1 -m comment --comment ${comment} -j ${CHAIN}`)
+      if (want) batch.push(jumpArgs(table, hookChain).join(' ').replace(/^-A (\S+)/, '-I $1 1'))
     }
     // Jumps from other chains than our hooks (left by hand, or by an older version) go too.
     for (const j of jumps) {
@@ -328,7 +343,7 @@ function downFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
   const t = tools(o.iptables, family)
   const saved = parseSave(run(ctx, t.save, []))
   const batch: string[] = []
-  const madeTables: Table[] = []
+  const touched: Table[] = []
   for (const table of TABLES) {
     const cur = saved.get(table)
     if (cur === undefined) continue
@@ -339,16 +354,17 @@ function downFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
     for (const j of jumps) batch.push(j.line.replace(/^-A /, '-D '))
     if (hasChain) batch.push(`-F ${CHAIN}`, `-X ${CHAIN}`)
     batch.push('COMMIT')
-    if (jumps.some((j) => optionValue(j.tokens, '--comment') === JUMP_NEW_TABLE)) madeTables.push(table)
+    touched.push(table)
   }
-  if (batch.length > 0) restore(ctx, t, batch)
-  if (madeTables.length === 0) return
-  // Tables `up` created go again when empty, so iptables-save shows what it showed
-  // before. iptables has no command to delete a table; with iptables-nft the table
-  // is an nf_tables table, which `nft` can delete. Legacy tables cannot be deleted.
+  if (batch.length === 0) return
+  restore(ctx, t, batch)
+  // A table left with nothing in it goes, so iptables-save shows what it showed
+  // before `up` created it (an empty table changes no packet's fate either way).
+  // iptables has no command to delete a table; with iptables-nft the table is an
+  // nf_tables table, which `nft` can delete. Legacy tables cannot be deleted.
   if (!/nf_tables/.test(run(ctx, t.cmd, ['-V'])) || !hasCommand(ctx, 'nft')) return
   const after = parseSave(run(ctx, t.save, []))
-  for (const table of madeTables) {
+  for (const table of touched) {
     const cur = after.get(table)
     if (cur !== undefined && isEmptyTable(cur)) run(ctx, 'nft', ['delete', 'table', family === 'ipv4' ? 'ip' : 'ip6', table])
   }
@@ -367,14 +383,16 @@ function statusFamily (ctx: ExecContext, o: Resolved, family: IpFamily, rules: R
       if (j.chain === 'FORWARD') hooks.add('forward')
       if (j.chain === 'OUTPUT') hooks.add('output')
     }
-    for (const r of cur.rules) {
-      if (r.chain !== CHAIN) continue
+    // A hot rule has no comment: it is named by its place in the chain `up` wrote.
+    const expected = rulesFor(o, family, true)[table]
+    for (const [i, r] of cur.rules.filter((x) => x.chain === CHAIN).entries()) {
       const comment = optionValue(r.tokens, '--comment')
+      const byPlace = expected[i]?.hot === true ? expected[i].name : '?'
       rules.push({
         family,
         table,
         chain: CHAIN,
-        name: comment !== null && comment.startsWith(RULE_PREFIX) ? comment.slice(RULE_PREFIX.length) : '?',
+        name: comment !== null && comment.startsWith(RULE_PREFIX) ? comment.slice(RULE_PREFIX.length) : byPlace,
         rule: r.line.replace(/^-A \S+ /, ''),
         packets: r.packets,
         bytes: r.bytes,

@@ -37,14 +37,20 @@ t.test('options are checked once, with exact messages', async (t) => {
 
 t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) => {
   const v4 = iptablesRules({}, 'ipv4')
-  t.same(v4.mangle.map((r) => r.name), ['decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
-  t.same(v4.filter.map((r) => r.name), ['decided-accept', 'decided-drop', 'decided-reject-tcp', 'decided-reject', 'verdict-drop', 'verdict-reject-tcp', 'verdict-reject'])
+  t.same(v4.mangle.map((r) => r.name), ['decided-accept', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+  t.same(v4.filter.map((r) => r.name), ['verdict-drop', 'verdict-reject-tcp', 'verdict-reject'])
+  t.same(v4.mangle.filter((r) => r.hot).map((r) => r.name), ['decided-accept'], 'only the rule every accepted packet matches is hot')
+  for (const r of [...v4.mangle, ...v4.filter]) {
+    t.equal(r.args.includes('comment'), !r.hot, `${r.name}: ${r.hot ? 'no comment (an xt match per packet)' : 'named by its comment'}`)
+    const c = r.args.indexOf('--comment')
+    if (!r.hot) t.same([r.args[c + 1], r.args[c + 2]], [`aigate:${r.name}`, '-j'], `${r.name}: the comment is the last match, so it runs only when the rest matched`)
+  }
   const q = (o: FirewallOptions): string => (iptablesRules(o, 'ipv4').mangle.find((r) => r.name === 'queue-tls-http')?.args ?? []).join(' ')
   t.match(q({}), /-j NFQUEUE --queue-num 0 --queue-bypass$/)
   t.match(q({ failClosed: true }), /-j NFQUEUE --queue-num 0$/)
   t.match(q({ queues: [4, 5, 6, 7] }), /-j NFQUEUE --queue-balance 4:7 --queue-bypass$/)
   t.match(q({ queuePackets: 3 }), /--connbytes 1:3 --connbytes-dir original --connbytes-mode packets/)
-  t.match(iptablesRules({}, 'ipv6').filter[3]?.args.join(' '), /--reject-with icmp6-port-unreachable$/)
+  t.match(iptablesRules({}, 'ipv6').filter[2]?.args.join(' '), /--reject-with icmp6-port-unreachable$/)
   const nft = nftRuleset({ queues: [0, 1, 2, 3] })
   t.match(nft, /tcp dport \{ 80, 443, 853 \} ct original packets 1-8 counter queue num 0-3 bypass comment "queue-tls-http"/)
   t.notMatch(nftRuleset({ failClosed: true }), /bypass/)
@@ -82,7 +88,8 @@ function chainLines (save: string, table: string, chain: string): string[] {
 
 // What `up` with the default options installs for IPv4, as iptables-save prints it.
 const MANGLE_V4 = [
-  '-A AIGATE -m connmark ! --mark 0x0/0xf000000 -m comment --comment "aigate:decided" -j RETURN',
+  '-A AIGATE -m connmark --mark 0x1000000/0xf000000 -j RETURN',
+  '-A AIGATE -m connmark ! --mark 0x0/0xf000000 -m comment --comment "aigate:decided" -j CONNMARK --restore-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -p udp -m udp --dport 53 -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict-dns-udp" -j RETURN',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict" -j RETURN',
@@ -92,10 +99,6 @@ const MANGLE_V4 = [
   '-A AIGATE -p udp -m udp --dport 53 -m comment --comment "aigate:queue-dns-udp" -j NFQUEUE --queue-num 0 --queue-bypass',
 ]
 const FILTER_V4 = [
-  '-A AIGATE -m connmark --mark 0x1000000/0xf000000 -m comment --comment "aigate:decided-accept" -j RETURN',
-  '-A AIGATE -m connmark --mark 0x2000000/0xf000000 -m comment --comment "aigate:decided-drop" -j DROP',
-  '-A AIGATE -p tcp -m connmark --mark 0x3000000/0xf000000 -m comment --comment "aigate:decided-reject-tcp" -j REJECT --reject-with tcp-reset',
-  '-A AIGATE -m connmark --mark 0x3000000/0xf000000 -m comment --comment "aigate:decided-reject" -j REJECT --reject-with icmp-port-unreachable',
   '-A AIGATE -m mark --mark 0x2000000/0xf000000 -m comment --comment "aigate:verdict-drop" -j DROP',
   '-A AIGATE -p tcp -m mark --mark 0x3000000/0xf000000 -m comment --comment "aigate:verdict-reject-tcp" -j REJECT --reject-with tcp-reset',
   '-A AIGATE -m mark --mark 0x3000000/0xf000000 -m comment --comment "aigate:verdict-reject" -j REJECT --reject-with icmp-port-unreachable',
@@ -130,11 +133,12 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
       up(opts)
       const once = snapshot(net, ns, c.variant)
       const v4 = net.exec(ns, `iptables-${c.variant}-save`, [])
-      t.same(chainLines(v4, 'mangle', 'AIGATE'), MANGLE_V4, 'mangle AIGATE: decided flows skip the queue, verdict marks are saved, name-carrying packets are queued')
-      t.same(chainLines(v4, 'filter', 'AIGATE'), FILTER_V4, 'filter AIGATE: decided flows are accepted (RETURN), dropped or rejected')
-      for (const table of ['mangle', 'filter']) {
+      t.same(chainLines(v4, 'mangle', 'AIGATE'), MANGLE_V4, 'mangle AIGATE: accepted flows return at once, blocked flows carry their verdict on each packet, verdict marks are saved, name-carrying packets are queued')
+      t.same(chainLines(v4, 'filter', 'AIGATE'), FILTER_V4, 'filter AIGATE: packets with a drop or reject mark are dropped or rejected')
+      const jumps = { mangle: '-A FORWARD -j AIGATE', filter: '-A FORWARD -m mark ! --mark 0x0/0xf000000 -j AIGATE' }
+      for (const table of ['mangle', 'filter'] as const) {
         const fwd = chainLines(v4, table, 'FORWARD')
-        t.match(fwd[0], /^-A FORWARD -m comment --comment "aigate:jump(:new-table)?" -j AIGATE$/, `${table} FORWARD: our jump is the first rule`)
+        t.equal(fwd[0], jumps[table], `${table} FORWARD: our jump is the first rule, with no comment${table === 'filter' ? ', only for packets with a verdict mark' : ''}`)
         t.equal(fwd.filter((l) => l.endsWith('-j AIGATE')).length, 1, `${table} FORWARD: exactly one jump`)
         t.equal(chainLines(v4, table, 'OUTPUT').filter((l) => l.endsWith('-j AIGATE')).length, 0, `${table} OUTPUT: no jump (hooks default to forward)`)
       }
@@ -144,8 +148,8 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
 
       const st = status(opts)
       t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
-      t.equal(st.rules.length, 30, 'status: 8 + 7 rules per family')
-      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+      t.equal(st.rules.length, 24, 'status: 9 + 3 rules per family')
+      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided-accept', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'], 'status: the hot rule is named by its place')
 
       up(opts)
       t.equal(snapshot(net, ns, c.variant), once, 'up again: identical rules, no duplicates')
@@ -189,7 +193,7 @@ t.test('iptables backend: options change the rules, up converges', { skip }, asy
   up({ ...base, ipv6: false })
   t.equal(chainLines(net.exec(ns, 'iptables-save', []), 'mangle', 'OUTPUT').length, 0, 'back to forward only: the OUTPUT jump went')
   // ipv6: false neither installs nor removes ip6tables rules; the earlier ones are still there.
-  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 8, 'ipv6: false leaves ip6tables alone')
+  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 9, 'ipv6: false leaves ip6tables alone')
   down(base)
   t.equal(snapshot(net, ns), before, 'down after several ups: equal to before')
 })
@@ -292,7 +296,7 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
   }
   /** A test-only rule in mangle AIGATE, after "decided" and before "save": it sets the verdict mark the daemon would set on its NF_REPEAT. */
   const fakeVerdict = (mark: number, match: string[]): void => {
-    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', '2', '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
+    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', '3', '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
   }
 
   await t.test('bypass (the default): the flow passes, only its first 8 client packets meet the queue rule', async (t) => {
@@ -333,8 +337,9 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     t.ok(connmarks().includes(MARK_DROP), `conntrack holds the flow with mark=${MARK_DROP} (0x02000000): ${connmarks().join(',')}`)
     t.equal(counter('queue-tls-http'), 0, 'nothing was queued: SYN and handshake ACK carry no payload, the request had its mark first')
     t.ok(counter('save') >= 1, 'the save rule copied the packet mark into the connection')
-    t.ok(counter('decided') >= 1, `retransmissions matched "decided" in mangle (${counter('decided')}) and skipped the queue`)
-    t.ok(counter('decided-drop', 'filter') >= 2, `filter dropped the marked packet and its retransmissions on the connmark (${counter('decided-drop', 'filter')})`)
+    t.ok(counter('decided') >= 1, `retransmissions matched "decided" in mangle (${counter('decided')}), got the connection's mark back and skipped the queue`)
+    t.ok(counter('verdict-drop', 'filter') >= 2, `filter dropped the marked packet and its retransmissions (${counter('verdict-drop', 'filter')})`)
+    t.equal(counter('decided-accept'), 0, 'no packet of the dropped flow matched decided-accept')
   })
 
   await t.test('a reject mark resets the connection at once', async (t) => {
@@ -345,7 +350,7 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     t.match(r.out, /reset/i, `curl: ${r.out}`)
     t.ok(r.ms < 2000, `refused quickly (${r.ms} ms), no timeout`)
     t.ok(connmarks().includes(MARK_REJECT), `conntrack holds mark=${MARK_REJECT} (0x03000000)`)
-    t.ok(counter('decided-reject-tcp', 'filter') >= 1, 'filter rejected it with a TCP reset')
+    t.ok(counter('verdict-reject-tcp', 'filter') >= 1, 'filter rejected it with a TCP reset')
   })
 
   await t.test('an accept mark on the first packet: the flow works fail-closed with no daemon, never queued', async (t) => {
@@ -354,8 +359,7 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     const r = curl(url4, 5)
     t.equal(r.out, '200', 'decided on the SYN: passes although the queue has no reader')
     t.equal(counter('queue-tls-http'), 0, 'the NFQUEUE rule never saw a packet of the decided flow')
-    t.ok(counter('decided') >= 3, `its later packets matched "decided" (${counter('decided')})`)
-    t.ok(counter('decided-accept', 'filter') >= 3, 'and went on through filter (RETURN) to the host rules')
+    t.ok(counter('decided-accept') >= 3, `its later packets matched "decided-accept" (${counter('decided-accept')}), the first rule`)
   })
 
   down(fw)
