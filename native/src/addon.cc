@@ -18,6 +18,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include <poll.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -288,6 +290,31 @@ napi_value Pending(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// wait(timeoutMs): block until the socket is readable or timeoutMs pass (poll(2)).
+// true when a read() may find something (readable, an error to report, or
+// messages already kept in the addon), false on timeout or a signal.
+// For a thread whose only job is the queue: it blocks that thread's event loop.
+napi_value Wait(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Queue* q = Unwrap(env, info, &argc, argv);
+  if (!q) return nullptr;
+  REQUIRE_OPEN(env, q, "poll");
+  int32_t timeout = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &timeout) != napi_ok || timeout < 0)
+    return ThrowType(env, "timeoutMs must be a non-negative integer");
+  bool ready = nfq_pending(q->nfq);
+  if (!ready) {
+    struct pollfd p = {nfq_fd(q->nfq), POLLIN, 0};
+    int r = poll(&p, 1, timeout);
+    if (r < 0 && errno != EINTR) return ThrowQueueError(env, q->addon, -errno, "poll", q->queue_num);
+    ready = r > 0;
+  }
+  napi_value out;
+  CALL(env, napi_get_boolean(env, ready, &out));
+  return out;
+}
+
 bool VerdictOk(uint32_t v) {
   switch (v & 0xff) {  // NF_VERDICT_MASK
     case 0:  // NF_DROP
@@ -447,6 +474,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
       {"stop", nullptr, Stop, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"read", nullptr, Read, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"pending", nullptr, Pending, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"wait", nullptr, Wait, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"verdict", nullptr, Verdict, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, CloseMethod, nullptr, nullptr, nullptr, napi_default, nullptr},

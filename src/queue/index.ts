@@ -176,6 +176,7 @@ interface NativeQueue {
   stop(): void
   read(buf: Uint8Array, meta: Uint32Array): number
   pending(): boolean
+  wait(timeoutMs: number): boolean
   verdict(n: number, ids: Uint32Array, verdicts: Uint32Array, marks: Uint32Array): void
   stats(): QueueStats
   close(): void
@@ -342,6 +343,36 @@ export class Queue {
     return this
   }
 
+  /**
+   * Sets the batch handler without watching the socket: the caller serves
+   * the queue itself with {@link wait} and {@link drain}, from a thread whose
+   * only job is this queue. Each packet then costs what it costs a C loop
+   * (poll, recvmmsg, one verdict sendmsg), without an event-loop turn and
+   * a callback into JavaScript per wake-up. Stops event-loop watching if
+   * {@link onBatch} had started it.
+   */
+  serveWith(handler: BatchHandler): this {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    this.pause()
+    this.#handler = handler
+    return this
+  }
+
+  /**
+   * Blocks the calling thread until packets wait or `timeoutMs` pass; true
+   * when {@link drain} will find something. Only for {@link serveWith}: it
+   * blocks the event loop of the thread that calls it.
+   */
+  wait(timeoutMs: number): boolean {
+    checkInt('timeoutMs', timeoutMs, 0, 0x7fffffff, 'timeoutMs')
+    return this.#open().wait(timeoutMs)
+  }
+
+  /** Reads and hands to the handler whatever waits (a bounded number of reads); returns the packets handled. */
+  drain(): number {
+    return this.#drain()
+  }
+
   /** Stops watching the socket; packets wait in the kernel until {@link onBatch} or close. */
   pause(): void {
     this.#native?.stop()
@@ -388,19 +419,26 @@ export class Queue {
   }
 
   #onReadable = (): void => {
-    if (this.#draining) return // a handler must not re-enter; the next wake-up resumes
+    this.#drain()
+    // Still busy: the fd stays readable (level-triggered), but kept messages do not.
+    if (this.#draining === false && this.#native?.pending() === true && this.#handler !== null) this.#schedule()
+  }
+
+  #drain(): number {
+    if (this.#draining) return 0 // a handler must not re-enter; the next wake-up resumes
     const native = this.#native
     const handler = this.#handler
-    if (native === null || handler === null) return
+    if (native === null || handler === null) return 0
     const b = this.#batch
     const { buf, meta, ids, verdicts, marks } = b
+    let handled = 0
     this.#draining = true
     try {
       for (let reads = 0; reads < MAX_READS_PER_WAKE; reads++) {
         const n = native.read(buf, meta)
         if (n === 0) {
           if (native.pending()) continue
-          return
+          return handled
         }
         for (let i = 0; i < n; i++) {
           ids[i] = meta[i * META_STRIDE]!
@@ -408,19 +446,19 @@ export class Queue {
           marks[i] = MARK_KEEP
         }
         b.count = n
+        handled += n
         const send = handler(b)
         if (!(send >= 0 && send <= ids.length) || !Number.isInteger(send)) {
           throw new RangeError(`batch handler must return an integer from 0 to ${ids.length}, got ${String(send)}`)
         }
         if (send > 0) native.verdict(send, ids, verdicts, marks)
-        if (this.#native === null || this.#handler !== handler) return // closed or paused inside
+        if (this.#native === null || this.#handler !== handler) return handled // closed or paused inside
         // A short batch means the socket was empty (the buffer holds more than
         // batchSize messages): skip the read that would only say so. The fd is
         // level-triggered, so anything that arrived since wakes us again.
-        if (n < ids.length && !native.pending()) return
+        if (n < ids.length && !native.pending()) return handled
       }
-      // Still busy: the fd stays readable (level-triggered), but kept messages do not.
-      if (native.pending()) this.#schedule()
+      return handled
     } finally {
       this.#draining = false
     }

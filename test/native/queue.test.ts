@@ -269,6 +269,24 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
     t.same(await r.done, [], 'the receiver got nothing')
   })
 
+  await t.test('served from a blocked thread: wait() sleeps until packets wait, drain() answers them', async (t) => {
+    t.ok((await c.call('pause', { name: 'main' })).ok)
+    const idle = await c.call('wait', { name: 'main', timeoutMs: 300 }) as Reply & { ready: boolean, ms: number }
+    t.equal(idle.ready, false, 'nothing waits: wait() times out')
+    t.ok(idle.ms >= 250, `and it slept for its timeout (${idle.ms.toFixed(0)} ms)`)
+    const r = await receiver(PORT_MAIN, 4)
+    send(PORT_MAIN, 4, 30, 'blocking') // waits in the kernel: nobody reads while paused
+    const busy = await c.call('wait', { name: 'main', timeoutMs: 5000 }) as Reply & { ready: boolean, ms: number }
+    t.equal(busy.ready, true, 'packets wait: wait() says so')
+    t.ok(busy.ms < 1000, `at once (${busy.ms.toFixed(0)} ms), not after its timeout`)
+    const served = await c.call('serve-blocking', { name: 'main', verdict: NF_ACCEPT, n: 4, deadlineMs: 5000 }) as Reply & { handled: number, batches: number, payloads: string[] }
+    t.equal(served.handled, 4, 'drain() handled the 4 packets')
+    t.same(served.payloads, payloads(4, 30, 'blocking'), 'their bytes, in order')
+    t.same((await r.done).sort(), payloads(4, 30, 'blocking').sort(), 'and its NF_ACCEPT verdicts let them through')
+    const bad = await c.call('wait', { name: 'main', timeoutMs: -1 }) as Reply & { error?: { name: string } }
+    t.match(bad, { ok: false, error: { name: 'RangeError' } }, 'a negative timeout is refused')
+  })
+
   await t.test('a burst is read in batches of more than one packet', async (t) => {
     t.ok((await c.call('pause', { name: 'main' })).ok)
     const statsBefore = (await c.call('stats', { name: 'main' })).stats!
