@@ -44,7 +44,7 @@ export type FromWorker =
 /** Longest a decision line waits in the worker's buffer. */
 const LOG_FLUSH_MS = 50
 /** Longest the loop blocks with nothing to do: how soon a message (reload, stats, stop) is seen. */
-const IDLE_WAIT_MS = 50
+const IDLE_WAIT_MS = 100
 
 const cfg = workerData as WorkerConfig
 if (parentPort === null) throw new Error('daemon/worker.ts must run in a worker thread')

@@ -46,9 +46,30 @@ for (let c = 0x80; c <= 0xff; c++) CLASS[c] = 5
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
+ * Names read recently, by a hash of their lower-cased bytes (direct-mapped,
+ * a new name takes its slot's place): a name seen before comes back as the
+ * same string, so a stream of packets for known names allocates nothing.
+ * At most INTERN_SLOTS names of at most 253 bytes: about 1 MiB, whatever
+ * the traffic.
+ */
+const INTERN_SLOTS = 4096
+const interned: Array<string | undefined> = new Array<string | undefined>(INTERN_SLOTS).fill(undefined)
+
+/** `s` equals the bytes `buf[start, e)` lower-cased (ASCII). */
+function sameLower (s: string, buf: Buffer, start: number, e: number): boolean {
+  if (s.length !== e - start) return false
+  for (let i = start, j = 0; i < e; i++, j++) {
+    const c = buf[i] as number
+    if (s.charCodeAt(j) !== (CLASS[c] === 2 ? c | 0x20 : c)) return false
+  }
+  return true
+}
+
+/**
  * Read and normalise the name in `buf[start, end)`. Returns true and sets
  * `out.name`, or false and sets `out.error`. Allocates one string for a
- * valid ASCII name (two when it had upper case), nothing else.
+ * valid ASCII name not read recently (two when it had upper case), nothing
+ * else.
  */
 export function readName (buf: Buffer, start: number, end: number, out: NameOut): boolean {
   let e = end
@@ -59,8 +80,10 @@ export function readName (buf: Buffer, start: number, end: number, out: NameOut)
   let labelLen = 0
   let labelStart = true
   let digitsAndDots = true
+  let hash = 0x811c9dc5 // FNV-1a over the lower-cased bytes
   for (let i = start; i < e; i++) {
     const c = buf[i] as number
+    hash = Math.imul(hash ^ (CLASS[c] === 2 ? c | 0x20 : c), 0x01000193)
     switch (CLASS[c]) {
       case 1:
         if (c > 0x39) digitsAndDots = false
@@ -89,8 +112,14 @@ export function readName (buf: Buffer, start: number, end: number, out: NameOut)
   if (labelLen === 0) return fail(out, 'empty-label')
   if (n > MAX_NAME_LENGTH) return fail(out, 'too-long')
   if (digitsAndDots) return fail(out, 'ip-literal')
-  const s = buf.toString('latin1', start, e)
-  out.name = (upper ? s.toLowerCase() : s) as Name
+  const slot = (hash >>> 0) & (INTERN_SLOTS - 1)
+  let name = interned[slot]
+  if (name === undefined || !sameLower(name, buf, start, e)) {
+    const s = buf.toString('latin1', start, e)
+    name = upper ? s.toLowerCase() : s
+    interned[slot] = name
+  }
+  out.name = name as Name
   out.error = null
   return true
 }

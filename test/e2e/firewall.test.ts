@@ -194,6 +194,12 @@ t.test('iptables backend: options change the rules, up converges', { skip }, asy
   t.equal(chainLines(net.exec(ns, 'iptables-save', []), 'mangle', 'OUTPUT').length, 0, 'back to forward only: the OUTPUT jump went')
   // ipv6: false neither installs nor removes ip6tables rules; the earlier ones are still there.
   t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 9, 'ipv6: false leaves ip6tables alone')
+  // Jumps as an older aigate wrote them (with a comment, filter unconditional) are replaced, not doubled.
+  for (const table of ['mangle', 'filter']) net.exec(ns, 'iptables', ['-t', table, '-I', 'FORWARD', '1', '-m', 'comment', '--comment', 'aigate:jump:new-table', '-j', 'AIGATE'])
+  up(base)
+  const upgraded = net.exec(ns, 'iptables-save', [])
+  t.same(chainLines(upgraded, 'mangle', 'FORWARD').filter((l) => l.endsWith('-j AIGATE')), ['-A FORWARD -j AIGATE'], 'mangle: the old jump went, one new one')
+  t.same(chainLines(upgraded, 'filter', 'FORWARD').filter((l) => l.endsWith('-j AIGATE')), ['-A FORWARD -m mark ! --mark 0x0/0xf000000 -j AIGATE'], 'filter: the old jump went, one new one')
   down(base)
   t.equal(snapshot(net, ns), before, 'down after several ups: equal to before')
 })
