@@ -54,7 +54,7 @@ const LOG = opt('--log') ?? '/dev/null'
 interface Config { reps: number, warmS: number, dnsS: number, connS: number, bulkS: number, latencyS: number, latencyRate: number, connConcurrency: number, dnsNames: number, dnsRate: number }
 const CFG: Config = QUICK
   ? { reps: 1, warmS: 0.3, dnsS: 0.8, connS: 0.8, bulkS: 0.5, latencyS: 0.7, latencyRate: 1000, connConcurrency: 32, dnsNames: 1, dnsRate: 0 }
-  : { reps: 3, warmS: 1, dnsS: 3, connS: 3, bulkS: 2, latencyS: 3, latencyRate: 1000, connConcurrency: 32, dnsNames: 1, dnsRate: 0 }
+  : { reps: 3, warmS: 1, dnsS: 3, connS: 3, bulkS: 2, latencyS: 5, latencyRate: 1000, connConcurrency: 32, dnsNames: 1, dnsRate: 0 }
 if (opt('--reps') !== undefined) CFG.reps = Math.max(1, Number(opt('--reps')))
 if (opt('--dns-rate') !== undefined) CFG.dnsRate = Math.max(0, Number(opt('--dns-rate')))
 if (opt('--dns-names') !== undefined) CFG.dnsNames = Math.max(1, Number(opt('--dns-names')))
@@ -310,7 +310,14 @@ function printTables (summary: Summary, slots: Slot[]): void {
   }
 }
 
-interface Ratio { id: string, label: string, workload: WorkloadId, metric: string, num: VariantId, den: VariantId, target: string | null, check: ((r: number) => boolean) | null, value: number | null, perRep: number[], met: boolean | null, note?: string }
+/**
+ * A ratio of two variants' medians over the repetitions, or with `stat: 'min'`
+ * of their best (lowest) repetitions: for a latency tail on a shared VM, where
+ * a neighbour's burst can land in any one repetition and only ever adds, the
+ * least disturbed repetition of each variant is the closer estimate of its own
+ * tail. Shown next to the median ratio, never instead of it.
+ */
+interface Ratio { id: string, label: string, workload: WorkloadId, metric: string, num: VariantId, den: VariantId, target: string | null, check: ((r: number) => boolean) | null, stat?: 'min', value: number | null, perRep: number[], met: boolean | null, note?: string }
 
 function ratios (trials: Trial[], summary: Summary): Ratio[] {
   const defs: Array<Omit<Ratio, 'value' | 'perRep' | 'met'>> = [
@@ -333,6 +340,7 @@ function ratios (trials: Trial[], summary: Summary): Ratio[] {
     { id: 'conn-aigate2q-noqueue', label: 'new conn/s       aigate(2q) / no queue', workload: 'conn', metric: 'cps', num: 'aigate-2q', den: 'no-queue', target: null, check: null },
     { id: 'conn-aigate1q-cpp', label: 'new conn/s       aigate(1q) / bare C per-packet', workload: 'conn', metric: 'cps', num: 'aigate-1q', den: 'c-per-packet', target: null, check: null },
     { id: 'p99-aigate1q-cpp', label: 'p99 latency      aigate(1q) / bare C per-packet', workload: 'latency', metric: 'p99Us', num: 'aigate-1q', den: 'c-per-packet', target: '<= 1.5 (issue 5)', check: (r) => r <= 1.5 },
+    { id: 'p99-aigate1q-cpp-best', label: 'p99 latency      aigate(1q) / C per-packet, best rep', workload: 'latency', metric: 'p99Us', num: 'aigate-1q', den: 'c-per-packet', target: null, check: null, stat: 'min' },
     { id: 'p99-aigate2q-cpp', label: 'p99 latency      aigate(2q) / bare C per-packet', workload: 'latency', metric: 'p99Us', num: 'aigate-2q', den: 'c-per-packet', target: null, check: null },
     { id: 'p50-aigate1q-cpp', label: 'p50 latency      aigate(1q) / bare C per-packet', workload: 'latency', metric: 'p50Us', num: 'aigate-1q', den: 'c-per-packet', target: null, check: null },
   ]
@@ -341,7 +349,9 @@ function ratios (trials: Trial[], summary: Summary): Ratio[] {
   return defs.filter((d) => workloads.includes(d.workload) && present.has(d.num) && present.has(d.den)).map((d) => {
     const n = summary[d.workload]?.[d.num]?.[d.metric]
     const dd = summary[d.workload]?.[d.den]?.[d.metric]
-    const value = n !== undefined && dd !== undefined && dd.median > 0 ? n.median / dd.median : null
+    const value = n === undefined || dd === undefined ? null
+      : d.stat === 'min' ? (dd.min > 0 ? n.min / dd.min : null)
+        : dd.median > 0 ? n.median / dd.median : null
     const perRep: number[] = []
     const get = getter(d.workload, d.metric)
     for (let r = 0; r < CFG.reps; r++) {
@@ -363,7 +373,7 @@ function ratios (trials: Trial[], summary: Summary): Ratio[] {
 
 function printRatios (rs: Ratio[]): void {
   out('')
-  out('ratios (of medians; [min-max] of the same ratio within each repetition)' +
+  out('ratios (of medians, or of the best repetitions where it says so; [min-max] of the same ratio within each repetition)' +
     (QUICK ? ': --quick is one short repetition, a smoke check; judge the targets on a full run' : ''))
   for (const r of rs) {
     const v = r.value === null ? (r.note ?? 'n/a') : `${r.value.toFixed(2)}x`
