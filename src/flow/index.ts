@@ -40,9 +40,13 @@ export class Flow {
   /** Contiguous bytes from base (allocated when the first byte arrives, grown to at most maxBytes). */
   data: Buffer = EMPTY
   have = 0
-  /** Out-of-order segments: sequence number and a copy of their bytes. */
-  readonly pendingSeq: number[] = []
-  readonly pendingData: Buffer[] = []
+  /**
+   * Out-of-order segments: sequence number and a copy of their bytes. Shared
+   * empty arrays until the first one (see pend): most flows never hold one,
+   * and a flow only watched after an allow should cost little.
+   */
+  pendingSeq: number[] = NO_SEQ
+  pendingData: Buffer[] = NO_DATA
   pendingBytes = 0
   lastSeen: number
   /** Bytes seen twice disagreed (overlap evasion). */
@@ -76,6 +80,18 @@ export class FlowStats {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Scratch for keyOf: addresses (IPv6 at most), protocol, ports. */
+const KEY = Buffer.alloc(16 + 16 + 5)
+/** Never written: Flow's pending arrays until its first out-of-order segment. */
+const NO_SEQ: number[] = Object.freeze([]) as unknown as number[]
+const NO_DATA: Buffer[] = Object.freeze([]) as unknown as Buffer[]
+
+/** Keep an out-of-order segment (its own arrays on the first). */
+function pend (f: Flow, seq: number, data: Buffer): void {
+  if (f.pendingSeq === NO_SEQ) { f.pendingSeq = []; f.pendingData = [] }
+  f.pendingSeq.push(seq)
+  f.pendingData.push(data)
+}
 
 /** Signed distance a - b in 32-bit sequence space (RFC 9293 §3.4). */
 function seqDiff (a: number, b: number): number {
@@ -126,8 +142,16 @@ export class FlowTable {
   /** Key of the packet's flow (client side first): protocol, addresses, ports. Allocates a short string. */
   static keyOf (v: PacketView): string {
     const alen = v.ipVersion === 4 ? 4 : 16
-    return v.buf.toString('latin1', v.srcAddr, v.srcAddr + alen) + v.buf.toString('latin1', v.dstAddr, v.dstAddr + alen) +
-      String.fromCharCode(v.proto, v.srcPort >> 8, v.srcPort & 255, v.dstPort >> 8, v.dstPort & 255)
+    const b = v.buf
+    for (let i = 0; i < alen; i++) {
+      KEY[i] = b[v.srcAddr + i] as number
+      KEY[alen + i] = b[v.dstAddr + i] as number
+    }
+    let o = 2 * alen
+    KEY[o++] = v.proto
+    KEY[o++] = v.srcPort >> 8; KEY[o++] = v.srcPort & 255
+    KEY[o++] = v.dstPort >> 8; KEY[o++] = v.dstPort & 255
+    return KEY.toString('latin1', 0, o)
   }
 
   get (key: string, now: number): Flow | undefined {
@@ -164,8 +188,7 @@ export class FlowTable {
       // A message start before what we took as the start: the earlier bytes
       // were a later piece that arrived first. Start over from here.
       if (f.have > 0) {
-        f.pendingSeq.push(f.base)
-        f.pendingData.push(Buffer.from(f.data.subarray(0, f.have)))
+        pend(f, f.base, Buffer.from(f.data.subarray(0, f.have)))
         f.pendingBytes += f.have
         f.have = 0
       }
@@ -237,8 +260,7 @@ export class FlowTable {
       return
     }
     // A copy: the packet buffer is reused for the next batch.
-    f.pendingSeq.push(seq)
-    f.pendingData.push(Buffer.from(buf.subarray(s, e)))
+    pend(f, seq, Buffer.from(buf.subarray(s, e)))
     f.pendingBytes += e - s
   }
 }
