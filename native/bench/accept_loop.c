@@ -7,7 +7,8 @@
  *   --per-packet  one recv, one verdict sendmsg per packet (the classic
  *                 libnetfilter_queue loop)
  *   --batch       read until the socket is empty or --batch-size packets,
- *                 then send all verdicts in one sendmsg (what the addon does)
+ *                 then send all verdicts in one sendmsg, a run of equal
+ *                 verdicts as one NFQNL_MSG_VERDICT_BATCH (what the daemon does)
  *
  * Prints one line on SIGTERM/SIGINT:
  *   mode=batch queue=0 packets=N batches=B seconds=S pps=P enobufs=E recv_errors=R send_errors=S verdict_errors=V
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
 	if (per_packet < 0 || batch_size == 0)
 		usage(argv[0]);
 	max = per_packet ? 1 : batch_size;
+	cfg.verdict_batch = !per_packet;
 
 	err = nfq_open(&h, &cfg, &step);
 	if (err < 0) {

@@ -413,17 +413,19 @@ napi_value Open(napi_env env, napi_callback_info info) {
 
   struct nfq_config cfg = {};
   uint32_t rcvbuf;
-  bool fail_open, gso;
+  bool fail_open, gso, verdict_batch;
   cfg.queue_num = static_cast<uint16_t>(num);
   if (!GetUint32Prop(env, argv[1], "copyRange", &cfg.copy_range) ||
       !GetUint32Prop(env, argv[1], "maxLen", &cfg.max_len) ||
       !GetUint32Prop(env, argv[1], "rcvbuf", &rcvbuf) || rcvbuf > 0x7fffffff ||
       !GetBoolProp(env, argv[1], "failOpen", &fail_open) ||
-      !GetBoolProp(env, argv[1], "gso", &gso))
-    return ThrowType(env, "options must have copyRange, maxLen, rcvbuf (numbers), failOpen, gso (booleans)");
+      !GetBoolProp(env, argv[1], "gso", &gso) ||
+      !GetBoolProp(env, argv[1], "verdictBatch", &verdict_batch))
+    return ThrowType(env, "options must have copyRange, maxLen, rcvbuf (numbers), failOpen, gso, verdictBatch (booleans)");
   cfg.rcvbuf = static_cast<int>(rcvbuf);
   cfg.fail_open = fail_open;
   cfg.gso = gso;
+  cfg.verdict_batch = verdict_batch;
 
   uv_loop_t* loop = nullptr;
   CALL(env, napi_get_uv_event_loop(env, &loop));

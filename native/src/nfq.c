@@ -47,6 +47,7 @@ struct nfq_handle {
 	/* Verdict batch: NFQ_VERDICT_BATCH_BYTES plus room for the overflowing message. */
 	uint8_t *vbuf;
 	struct mnl_nlmsg_batch *vb;
+	int verdict_batch;
 	struct nfq_stats st;
 };
 
@@ -236,6 +237,7 @@ int nfq_open(struct nfq_handle **out, const struct nfq_config *cfg, const char *
 		return -ENOMEM;
 	h->fd = -1;
 	h->queue = cfg->queue_num;
+	h->verdict_batch = cfg->verdict_batch;
 	if (copy_range == 0 || copy_range > NFQ_MAX_COPY_RANGE)
 		copy_range = NFQ_MAX_COPY_RANGE;
 	h->max_msg = NLMSG_ALIGN(copy_range + NFQ_MSG_OVERHEAD);
@@ -649,7 +651,7 @@ static int nfq_flush_verdicts(struct nfq_handle *h, size_t len, unsigned count)
 int nfq_send_verdicts(struct nfq_handle *h, unsigned n, const uint32_t *ids,
 		      const uint32_t *verdicts, const uint32_t *marks)
 {
-	unsigned i, in_batch = 0;
+	unsigned i, in_batch = 0, covered;
 	int err;
 
 	/* Check everything first so a bad entry sends nothing. */
@@ -659,24 +661,42 @@ int nfq_send_verdicts(struct nfq_handle *h, unsigned n, const uint32_t *ids,
 
 	mnl_nlmsg_batch_reset(h->vb);
 	for (i = 0; i < n; i++) {
-		struct nlmsghdr *nlh = put_queue_hdr(mnl_nlmsg_batch_current(h->vb),
-						     NFQNL_MSG_VERDICT, 0, 0, h->queue);
-		struct nfqnl_msg_verdict_hdr vh = {
-			.verdict = htonl(verdicts[i]),
-			.id = htonl(ids[i]),
-		};
+		/*
+		 * With verdict_batch, a run of packets with the same verdict and
+		 * mark, ids ascending, is one NFQNL_MSG_VERDICT_BATCH for the run's
+		 * last id: the kernel applies it to every packet of the queue with
+		 * an id up to that one. The consumer holds none back, so those are
+		 * exactly this run and packets answered by the messages before it
+		 * (the kernel takes the messages of a sendmsg in order).
+		 */
+		unsigned last = i;
+		uint8_t type = NFQNL_MSG_VERDICT;
+		struct nlmsghdr *nlh;
+		struct nfqnl_msg_verdict_hdr vh;
 
+		if (h->verdict_batch) {
+			while (last + 1 < n && verdicts[last + 1] == verdicts[i] &&
+			       marks[last + 1] == marks[i] && ids[last + 1] > ids[last])
+				last++;
+			if (last > i)
+				type = NFQNL_MSG_VERDICT_BATCH;
+		}
+		nlh = put_queue_hdr(mnl_nlmsg_batch_current(h->vb), type, 0, 0, h->queue);
+		vh.verdict = htonl(verdicts[i]);
+		vh.id = htonl(ids[last]);
 		mnl_attr_put(nlh, NFQA_VERDICT_HDR, sizeof(vh), &vh);
 		if (marks[i] != NFQ_MARK_KEEP)
 			mnl_attr_put_u32(nlh, NFQA_MARK, htonl(marks[i]));
+		covered = last - i + 1;
+		i = last;
 		if (mnl_nlmsg_batch_next(h->vb)) {
-			in_batch++;
+			in_batch += covered;
 			continue;
 		}
 		/* Full: send what came before this message; reset() moves it to the front. */
 		err = nfq_flush_verdicts(h, mnl_nlmsg_batch_size(h->vb), in_batch);
 		mnl_nlmsg_batch_reset(h->vb);
-		in_batch = 1;
+		in_batch = covered;
 		if (err < 0)
 			return err;
 	}

@@ -73,6 +73,8 @@ struct nfq_config {
 	int rcvbuf;           /* socket receive buffer in bytes */
 	int fail_open;        /* accept instead of drop when the queue is full */
 	int gso;              /* pass GSO packets unsegmented */
+	int verdict_batch;    /* the consumer never holds a packet back: nfq_send_verdicts may answer
+	                         a run of equal verdicts with one NFQNL_MSG_VERDICT_BATCH */
 };
 
 struct nfq_stats {
@@ -121,7 +123,8 @@ int nfq_read_batch(struct nfq_handle *h, uint8_t *buf, size_t buflen,
 /*
  * Send n verdicts: ids[i] gets verdicts[i], and marks[i] unless it is
  * NFQ_MARK_KEEP. Messages are built with mnl_nlmsg_batch into one buffer and
- * sent in one sendmsg per NFQ_VERDICT_BATCH_BYTES (1638 verdicts). Returns 0 or -errno.
+ * sent in one sendmsg per NFQ_VERDICT_BATCH_BYTES (1638 messages); with
+ * cfg.verdict_batch a run of equal verdicts is one message. Returns 0 or -errno.
  */
 #define NFQ_MARK_KEEP 0xffffffffu
 #define NFQ_VERDICT_BATCH_BYTES 65536u

@@ -65,7 +65,9 @@ function start (): (() => void) | null {
   let lineWaitsSince = 0
   let queue: Queue
   try {
-    queue = new Queue(cfg.queue, { failOpen: cfg.failOpen })
+    // Every packet is answered in its own batch (none is held back), so runs of
+    // equal verdicts may go as one batch verdict.
+    queue = new Queue(cfg.queue, { failOpen: cfg.failOpen, verdictBatch: true })
   } catch (err) {
     const e = err as QueueError
     sink.close()

@@ -85,6 +85,15 @@ export interface QueueOptions {
   failOpen?: boolean
   /** Receive GSO packets unsegmented (NFQA_CFG_F_GSO); cheaper, and we never rewrite packets. Default `true`. */
   gso?: boolean
+  /**
+   * The handler answers every packet of its batch (returns `count`) and
+   * {@link Queue.sendVerdicts} is never used for held packets: then a run of
+   * packets with the same verdict and mark is answered with one
+   * NFQNL_MSG_VERDICT_BATCH message instead of one message each, less work
+   * for the kernel per packet. Default `false`: with held packets a batch
+   * verdict would answer them too.
+   */
+  verdictBatch?: boolean
   /** Socket receive buffer in bytes (SO_RCVBUFFORCE). Integer from 65536 to 1073741824. Default 8 MiB. */
   rcvbuf?: number
   /** Most packets per batch (size of `meta` and the verdict arrays). Integer from 1 to 65536. Default 256. */
@@ -189,7 +198,7 @@ interface Addon {
   init(errorClass: typeof QueueError): void
   open(
     queueNum: number,
-    options: { copyRange: number; maxLen: number; rcvbuf: number; failOpen: boolean; gso: boolean },
+    options: { copyRange: number; maxLen: number; rcvbuf: number; failOpen: boolean; gso: boolean; verdictBatch: boolean },
     onReadable: () => void,
   ): NativeQueue
 }
@@ -232,6 +241,7 @@ const DEFAULTS = {
   maxLen: 1024,
   failOpen: false,
   gso: true,
+  verdictBatch: false,
   rcvbuf: 8 * 1024 * 1024,
   batchSize: 256,
   bufferSize: 4 * 1024 * 1024,
@@ -269,6 +279,7 @@ export function resolveOptions(options: QueueOptions = {}): Required<QueueOption
     maxLen: checkInt('maxLen', o.maxLen, 1, 0xffffffff),
     failOpen: checkBool('failOpen', o.failOpen),
     gso: checkBool('gso', o.gso),
+    verdictBatch: checkBool('verdictBatch', o.verdictBatch),
     rcvbuf: checkInt('rcvbuf', o.rcvbuf, 65536, MAX_BYTES),
     batchSize: checkInt('batchSize', o.batchSize, 1, 65536),
     bufferSize: checkInt('bufferSize', o.bufferSize, copyRange + MSG_OVERHEAD, MAX_BYTES),

@@ -9,6 +9,7 @@ t.test('defaults', async (t) => {
     maxLen: 1024,
     failOpen: false,
     gso: true,
+    verdictBatch: false,
     rcvbuf: 8 * 1024 * 1024,
     batchSize: 256,
     bufferSize: 4 * 1024 * 1024,

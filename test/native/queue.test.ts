@@ -329,6 +329,30 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
     t.ok((await c.call('close', { name: 'big' })).ok)
   })
 
+  await t.test('verdictBatch: a run of equal verdicts is one batch verdict, which answers every packet up to its id', async (t) => {
+    // The kernel applies NFQNL_MSG_VERDICT_BATCH to all queued packets with an
+    // id up to the one it names, held ones too: that is why the option is off
+    // by default and the daemon, which holds none, turns it on. A handler that
+    // holds the first packet shows which kind of message went out.
+    for (const verdictBatch of [true, false]) {
+      const name = `vb-${String(verdictBatch)}`
+      t.ok((await c.call('open', { name, queue: 13, options: { verdictBatch } })).ok)
+      const r = await receiver(PORT_BIG, 5, 1.5)
+      const tag = `vb${verdictBatch ? 1 : 0}`
+      send(PORT_BIG, 5, 20, tag) // nobody reads yet: one read takes all 5
+      t.ok((await c.call('serve-hold-first', { name, verdict: NF_ACCEPT })).ok)
+      const got = (await r.done).sort()
+      const all = payloads(5, 20, tag)
+      if (verdictBatch) {
+        t.same(got, [...all].sort(), 'verdictBatch: the batch verdict for the last 4 also let the held first one through')
+      } else {
+        t.same(got, all.slice(1).sort(), 'per-packet verdicts: the 4 answered arrive, the held one does not')
+      }
+      t.match((await c.call('stats', { name })).stats, { packets: 5, verdicts: 4, sendErrors: 0, verdictErrors: 0 }, 'stats.verdicts counts packets, not messages')
+      t.ok((await c.call('close', { name })).ok)
+    }
+  })
+
   await t.test('a mark set with NF_REPEAT is seen by a later -m mark rule', async (t) => {
     t.ok((await c.call('open', { name: 'mark', queue: 8 })).ok)
     const r = await receiver(PORT_MARK, 4)

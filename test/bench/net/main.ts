@@ -50,6 +50,7 @@ const opt = (f: string): string | undefined => { const i = argv.indexOf(f); retu
 const JSON_OUT = flag('--json')
 const QUICK = flag('--quick')
 const LOG = opt('--log') ?? '/dev/null'
+const PIN = opt('--pin-consumer') === undefined ? undefined : Number(opt('--pin-consumer'))
 
 interface Config { reps: number, warmS: number, dnsS: number, connS: number, bulkS: number, latencyS: number, latencyRate: number, connConcurrency: number, dnsNames: number, dnsRate: number }
 const CFG: Config = QUICK
@@ -142,7 +143,7 @@ const WARM_FACTOR: Record<WorkloadId, number> = { dns: 1, conn: 1, bulk: 0.5, la
 const DURATION: Record<WorkloadId, () => number> = { dns: () => CFG.dnsS, conn: () => CFG.connS, bulk: () => CFG.bulkS, latency: () => CFG.latencyS }
 
 async function runSlot (net: BenchNet, v: Variant, rep: number, trials: Trial[], slots: Slot[]): Promise<void> {
-  const c = await startVariant(v, net, { root: ROOT, log: LOG, acceptLoop: ACCEPT_LOOP, nfqueueConsumer: join(ROOT, 'dist', 'test', 'bench', 'net', 'nfqueue-consumer.js'), cpuProfDir: opt('--cpu-prof') })
+  const c = await startVariant(v, net, { root: ROOT, log: LOG, acceptLoop: ACCEPT_LOOP, nfqueueConsumer: join(ROOT, 'dist', 'test', 'bench', 'net', 'nfqueue-consumer.js'), cpuProfDir: opt('--cpu-prof'), ...(PIN === undefined ? {} : { pinCpu: PIN }) })
   const slot: Slot = { rep, variant: v.id, readyMs: c?.readyMs ?? null, peakRssBytes: null }
   slots.push(slot)
   try {

@@ -86,6 +86,8 @@ export interface Paths {
   cpuProfDir?: string
   acceptLoop: string
   nfqueueConsumer: string
+  /** --pin-consumer CPU: every consumer (all its threads) runs on this CPU only (taskset). */
+  pinCpu?: number
 }
 
 /** Firewall (or string rules) for the variant; the consumer, started and ready; null for no consumer. */
@@ -124,7 +126,8 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths): Pr
       break
   }
   const t0 = Date.now()
-  const child = net.sb.spawn(net.gw, cmd, args)
+  // taskset execs the consumer: the pid stays the one we measure.
+  const child = paths.pinCpu === undefined ? net.sb.spawn(net.gw, cmd, args) : net.sb.spawn(net.gw, 'taskset', ['-c', String(paths.pinCpu), cmd, ...args])
   const c: Consumer = { pid: child.pid as number, child, readyMs: 0, stdout: '', stderr: '' }
   child.stdout?.on('data', (d: Buffer) => { c.stdout += d.toString() })
   child.stderr?.on('data', (d: Buffer) => { c.stderr += d.toString() })
