@@ -429,10 +429,13 @@ export class Queue {
     this.#onReadable()
   }
 
+  /** The last #drain stopped at MAX_READS_PER_WAKE with more perhaps waiting. */
+  #spent = false
+
   #onReadable = (): void => {
     this.#drain()
     // Still busy: the fd stays readable (level-triggered), but kept messages do not.
-    if (this.#draining === false && this.#native?.pending() === true && this.#handler !== null) this.#schedule()
+    if (this.#spent && this.#native?.pending() === true && this.#handler !== null) this.#schedule()
   }
 
   #drain(): number {
@@ -444,6 +447,7 @@ export class Queue {
     const { buf, meta, ids, verdicts, marks } = b
     let handled = 0
     this.#draining = true
+    this.#spent = false
     try {
       for (let reads = 0; reads < MAX_READS_PER_WAKE; reads++) {
         const n = native.read(buf, meta)
@@ -469,6 +473,7 @@ export class Queue {
         // level-triggered, so anything that arrived since wakes us again.
         if (n < ids.length && !native.pending()) return handled
       }
+      this.#spent = true
       return handled
     } finally {
       this.#draining = false
