@@ -17,9 +17,9 @@ import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js
  * in poll(2) until packets wait, read and answer them, look at messages and
  * the log's flush time, block again. Its event loop never runs while the
  * queue is open (messages are taken with receiveMessageOnPort), so a packet
- * costs no event-loop turn and no callback into JavaScript per wake-up: on
- * this kind of machine, where each sleep and wake-up is dear, that was the
- * larger part of the latency the daemon added over a C loop.
+ * costs poll, recvmmsg and one verdict sendmsg, the C per-packet loop's
+ * calls, and no event-loop turn (which cost a second epoll_pwait and a
+ * callback into JavaScript per wake-up).
  */
 export interface WorkerConfig {
   queue: number
