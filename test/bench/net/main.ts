@@ -24,7 +24,9 @@
  * in the flood; default 1, the fixture's name), --log FILE (decision log of
  * aigate and the npm baseline; default /dev/null), --cpu-prof DIR (node's
  * CPU profiles of aigate's threads and the npm baseline, for
- * test/bench/net/top-frames.mjs).
+ * test/bench/net/top-frames.mjs), --pin-consumer CPU (every consumer on one
+ * CPU, taskset), --dns-rate N (the flood's packets/s; default as fast as
+ * the sender goes).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
