@@ -374,6 +374,7 @@ function statusFamily (ctx: ExecContext, o: Resolved, family: IpFamily, rules: R
   const t = tools(o.iptables, family)
   const saved = parseSave(run(ctx, t.save, ['-c']))
   let installed = true
+  const wanted = rulesFor(o, family, true)
   for (const table of TABLES) {
     const cur = saved.get(table)
     if (cur === undefined || !cur.chains.has(CHAIN)) { installed = false; continue }
@@ -384,7 +385,7 @@ function statusFamily (ctx: ExecContext, o: Resolved, family: IpFamily, rules: R
       if (j.chain === 'OUTPUT') hooks.add('output')
     }
     // A hot rule has no comment: it is named by its place in the chain `up` wrote.
-    const expected = rulesFor(o, family, true)[table]
+    const expected = wanted[table]
     for (const [i, r] of cur.rules.filter((x) => x.chain === CHAIN).entries()) {
       const comment = optionValue(r.tokens, '--comment')
       const byPlace = expected[i]?.hot === true ? expected[i].name : '?'
