@@ -34,6 +34,15 @@ class OutputClosed extends Error {
   }
 }
 
+/** Write out the lines gathered so far; a closed stdout is not worth more than the error already at hand. */
+function flushKeeping (sink: FdLines): void {
+  try {
+    sink.flush()
+  } catch (err) {
+    if (!(err instanceof OutputClosed)) throw err
+  }
+}
+
 function intOption (name: string, min: number) {
   return (v: string): number => {
     const n = Number(v)
@@ -85,7 +94,12 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
             `${classifier.cache.hits} cache hits, ${s.notIp} not IP, ${s.malformed} malformed, ${secs.toFixed(3)} s\n`)
         }
       } catch (err) {
-        if (!(err instanceof OutputClosed)) throw err
+        if (!(err instanceof OutputClosed)) {
+          // A capture cut off by a killed tcpdump is the usual case: the
+          // decisions made before the bad record still go out, then the error.
+          flushKeeping(sink)
+          throw err
+        }
         if (err.code !== 'EPIPE') throw new CaptureError(err.code, `cannot write to stdout (${err.code})`)
       }
     })
