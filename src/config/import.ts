@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync, realpathSync } from 'node:fs'
+import { isAbsolute, join, sep } from 'node:path'
 import { parsePattern, isPatternError } from '../match/pattern.js'
 
 /**
@@ -12,7 +12,8 @@ import { parsePattern, isPatternError } from '../match/pattern.js'
  * - adblock: `||example.com^` -> name and subdomains; `@@||x^` -> an allow-exception;
  *            rules with paths, options or wildcards are skipped (they need a URL, which we never see)
  * - v2fly:  domain-list-community `data/` files: `domain:`/bare -> subtree, `full:` -> exact,
- *           `include:` followed (with `@attr` / `@-attr` filters), `keyword:` and `regexp:` skipped;
+ *           `include:` followed (with `@attr` / `@-attr` filters) only to files inside the include
+ *           directory, symlinks resolved; `keyword:` and `regexp:` skipped;
  *           entries tagged `@ads` are skipped unless asked for (they are trackers, not the service)
  */
 export type ListFormat = 'plain' | 'hosts' | 'adblock' | 'v2fly'
@@ -50,7 +51,13 @@ export function importList (text: string, format: ListFormat, opts: ImportOption
     else target.add(p.text)
   }
   if (format === 'v2fly') {
-    importV2fly(text, file, opts, new Set(), 0, null, add, entries, skipped)
+    // The top file is on the stack too, so a file that includes it back adds nothing twice.
+    const stack = new Set<string>()
+    if (opts.file !== undefined) {
+      const top = realPath(opts.file)
+      if (top !== null) stack.add(top)
+    }
+    importV2fly(text, file, opts, stack, 0, null, add, entries, skipped)
   } else {
     const lines = text.split('\n')
     for (let i = 0; i < lines.length; i++) {
@@ -82,6 +89,29 @@ export function importList (text: string, format: ListFormat, opts: ImportOption
   return { entries: [...entries].sort(), exceptions: [...exceptions].sort(), skipped }
 }
 
+function realPath (p: string): string | null {
+  try {
+    return realpathSync(p)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The real path of the file an `include:` names, or null when the name could
+ * lead out of the include directory: the name comes from the imported file,
+ * so it is outside data. No absolute paths, no `..`, and after symlinks the
+ * file must still lie inside the directory.
+ */
+function includePath (dir: string, name: string): string | null {
+  if (name === '' || isAbsolute(name) || name.split(/[\\/]/).includes('..')) return null
+  const root = realPath(dir)
+  const target = realPath(join(dir, name))
+  if (root === null) return null
+  if (target === null) return join(root, name)
+  return target.startsWith(root.endsWith(sep) ? root : root + sep) ? target : null
+}
+
 type AttrFilter = { want: string[], not: string[] } | null
 
 function importV2fly (
@@ -103,8 +133,9 @@ function importV2fly (
     const value = colon < 0 ? head : head.slice(colon + 1)
     if (kind === 'include') {
       if (opts.includeDir === undefined) { skipped.push({ line, text: raw, reason: 'include: needs --include-dir', file }); continue }
-      if (depth >= MAX_INCLUDE_DEPTH || stack.has(value)) { skipped.push({ line, text: raw, reason: 'include cycle or too deep', file }); continue }
-      const incFile = join(opts.includeDir, value)
+      const incFile = includePath(opts.includeDir, value)
+      if (incFile === null) { skipped.push({ line, text: raw, reason: 'include: must name a file inside --include-dir', file }); continue }
+      if (depth >= MAX_INCLUDE_DEPTH || stack.has(incFile)) { skipped.push({ line, text: raw, reason: 'include cycle or too deep', file }); continue }
       let incText: string
       try {
         incText = readFileSync(incFile, 'utf8')
@@ -116,9 +147,9 @@ function importV2fly (
       const incFilter: AttrFilter = attrs.length === 0
         ? filter
         : { want: attrs.filter((a) => !a.startsWith('-')), not: attrs.filter((a) => a.startsWith('-')).map((a) => a.slice(1)) }
-      stack.add(value)
+      stack.add(incFile)
       importV2fly(incText, incFile, opts, stack, depth + 1, incFilter, add, entries, skipped)
-      stack.delete(value)
+      stack.delete(incFile)
       continue
     }
     if (filter !== null) {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { importList } from '../../src/config/import.js'
@@ -28,4 +28,28 @@ t.test('v2fly: domain, full, include with attributes, @ads skipped, regexp repor
   t.same(filtered.entries, ['sora.com'], 'include:name @attr keeps only entries with that attribute')
   const keep = importList('full:o1.ingest.sentry.io @ads\n', 'v2fly', { keepAds: true })
   t.same(keep.entries, ['=o1.ingest.sentry.io'])
+})
+
+t.test('v2fly: include: stays inside the include directory', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'aigate-v2fly-jail-'))
+  const dir = join(root, 'data')
+  mkdirSync(dir)
+  writeFileSync(join(root, 'outside'), 'secret.example\n')
+  writeFileSync(join(dir, 'inside'), 'ok.example\n')
+  symlinkSync(join(root, 'outside'), join(dir, 'link-out'))
+  symlinkSync(join(dir, 'inside'), join(dir, 'link-in'))
+  const r = importList(`include:../outside\ninclude:${join(root, 'outside')}\ninclude:link-out\ninclude:sub/../../outside\ninclude:link-in\n`, 'v2fly', { includeDir: dir })
+  t.same(r.entries, ['ok.example'], 'only the file inside, also through a symlink that stays inside')
+  t.same(r.skipped.map((s) => [s.line, s.reason]), [1, 2, 3, 4].map((l) => [l, 'include: must name a file inside --include-dir']))
+  t.notOk(r.skipped.some((s) => s.text.includes('secret')), 'nothing of the outside file is read')
+})
+
+t.test('v2fly: the top file is on the include stack, so including it back adds nothing twice', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-v2fly-top-'))
+  writeFileSync(join(dir, 'main'), 'main.example\ninclude:sub\n')
+  writeFileSync(join(dir, 'sub'), 'sub.example\ninclude:main\n')
+  const file = join(dir, 'main')
+  const r = importList(readFileSync(file, 'utf8'), 'v2fly', { includeDir: dir, file })
+  t.same(r.entries, ['main.example', 'sub.example'])
+  t.same(r.skipped.map((s) => [s.file, s.line, s.reason]), [[join(dir, 'sub'), 2, 'include cycle or too deep']])
 })
