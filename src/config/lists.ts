@@ -39,6 +39,11 @@ export class ConfigError extends Error {
 const HEADER = /^#\s*(vendor|title|category|source):\s*(.*?)\s*$/
 const VENDOR_ID = /^[a-z0-9][a-z0-9-]*$/
 
+/** The text without one leading UTF-8 byte order mark, which some Windows editors write. */
+export function stripBom (text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
 /** Parse one list file's text. `problems` collects every error; `strict` adds order/duplicate checks. */
 export function parseList (text: string, file: string, problems: string[], strict = false): VendorList {
   const header: Record<string, string> = {}
@@ -46,7 +51,7 @@ export function parseList (text: string, file: string, problems: string[], stric
   const entries: ListEntry[] = []
   const seen = new Map<string, number>()
   let previous = ''
-  const lines = text.split('\n')
+  const lines = stripBom(text).split('\n')
   for (let i = 0; i < lines.length; i++) {
     const raw = (lines[i] as string).replace(/\r$/, '')
     const lineNo = i + 1

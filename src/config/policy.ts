@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml'
 import { ACTIONS, parseCidr, type Action, type NetworkPolicy, type PolicyInput } from '../policy/index.js'
 import { parsePattern, isPatternError } from '../match/pattern.js'
-import { ConfigError } from './lists.js'
+import { ConfigError, stripBom } from './lists.js'
 
 /**
  * The policy file (YAML, parsed by the `yaml` package):
@@ -41,7 +41,7 @@ export function loadPolicy (file: string, known?: KnownNames): PolicyInput {
 
 export function parsePolicy (text: string, file: string, known?: KnownNames): PolicyInput {
   const lc = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
+  const doc = parseDocument(stripBom(text), { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
   const problems: string[] = []
   const at = (node: Node | null | undefined): string => {
     const off = node?.range?.[0] ?? 0

@@ -77,3 +77,9 @@ t.test('CIDR parser', async (t) => {
   const v6 = parseCidr('2001:db8::/32')
   t.ok(v6 !== null && v6.v === 6 && v6.range.bits === 32 && v6.range.bytes[1] === 0x01 && v6.range.bytes[3] === 0xb8)
 })
+
+t.test('a policy file that starts with a UTF-8 byte order mark reads as without it', async (t) => {
+  t.same(problems('\ufeffdefault: block\nvendors:\n  anthropic: allow\n'), [])
+  t.equal(parsePolicy('\ufeffdefault: block\n', 'p.yaml', known).default, 'block')
+  t.same(problems('\ufeffdefault: nope\n'), ['p.yaml:1: default: "nope" is not an action (allow, monitor, block, reject)'], 'lines count as in the editor')
+})
