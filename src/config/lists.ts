@@ -107,10 +107,19 @@ export function loadLists (dir: string, strict = false): VendorList[] {
   }
   if (names.length === 0) throw new ConfigError([`${dir}: no *.txt vendor lists found`])
   const problems: string[] = []
-  const lists = names.map((n) => {
+  const lists: VendorList[] = []
+  for (const n of names) {
     const file = join(dir, n)
-    return parseList(readFileSync(file, 'utf8'), file, problems, strict)
-  })
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      problems.push(`${file}: cannot read list: ${code === 'EISDIR' ? 'is a directory' : code ?? String(err)}`)
+      continue
+    }
+    lists.push(parseList(text, file, problems, strict))
+  }
   if (problems.length > 0) throw new ConfigError(problems)
   return lists
 }

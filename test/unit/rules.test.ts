@@ -1,7 +1,8 @@
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadLists, parseList } from '../../src/config/lists.js'
+import { ConfigError, loadLists, parseList } from '../../src/config/lists.js'
 import { loadRuleset, DEFAULT_RULES_DIR, PACKAGE_ROOT } from '../../src/config/index.js'
 import { Classifier } from '../../src/classify/index.js'
 import { parseName, NameOut, type Name } from '../../src/name/index.js'
@@ -66,4 +67,13 @@ t.test('a list file that starts with a UTF-8 byte order mark reads as without it
   t.same(l.entries.map((e) => e.pattern.text), ['acme.example'])
   parseList('\ufeff\ufeff# vendor: acme\n# category: ai\n', 'rules/acme.txt', problems)
   t.match(problems, [/acme\.txt:1: missing "# vendor: acme" header/], 'only one mark is taken away')
+})
+
+t.test('a directory named like a list is a problem that names its path', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-rules-dir-'))
+  mkdirSync(join(dir, 'd.txt'))
+  writeFileSync(join(dir, 'acme.txt'), '# vendor: acme\n# category: ai\nacme.example\n')
+  const err = t.throws(() => loadLists(dir)) as unknown as ConfigError
+  t.ok(err instanceof ConfigError)
+  t.same(err.problems, [`${join(dir, 'd.txt')}: cannot read list: is a directory`])
 })
