@@ -1,5 +1,5 @@
 import { Status } from '../util/status.js'
-import { PacketView, PROTO_TCP, PROTO_UDP } from '../decode/packet.js'
+import { PacketView, PROTO_TCP, PROTO_UDP, TCP_ACK } from '../decode/packet.js'
 import { parseTls, TlsHello } from '../extract/tls.js'
 import { parseDns, parseDnsTcp, DnsQuery, MAX_QUESTIONS } from '../extract/dns.js'
 import { parseHttp, HttpHead } from '../extract/http.js'
@@ -26,6 +26,8 @@ export const CATEGORY_ECH = 'ech'
 const PORT_HTTPS = 443
 /** QUIC flows whose ClientHello is still arriving (each holds a 32 KiB assembler). */
 export const DEFAULT_MAX_QUIC_FLOWS = 1024
+/** RFC 9000 §14.1: the smallest UDP payload that may carry a client Initial. */
+export const QUIC_MIN_INITIAL_DATAGRAM = 1200
 /** RFC 9000 §17.2: the first bit of a long header. */
 const QUIC_LONG_HEADER = 0x80
 const PORT_HTTP = 80
@@ -44,6 +46,33 @@ function startsMessage (buf: Buffer, s: number, e: number, dstPort: number): boo
 function laterTlsRecord (buf: Buffer, s: number, e: number): boolean {
   const c = buf[s] as number
   return e - s >= 3 && c >= 20 && c <= 24 && c !== 22 && buf[s + 1] === 0x03 && (buf[s + 2] as number) <= 0x04
+}
+
+/**
+ * A whole opening message that names nothing we can read: no name in it
+ * (a hello without SNI, HTTP to an IP literal), only names that are not
+ * host names (`api.example.com:1`, bytes no resolver takes), or one the
+ * parser finds malformed. The policy's `unknown` applies, as to a message
+ * that never completed: a server may still act on what we could not read.
+ * Unsupported (another handshake message, another protocol) is not ours.
+ */
+function unreadable (out: Outcome): boolean {
+  return out.status === Status.Ok ? out.count === 0 : out.status === Status.NoName || out.status === Status.Malformed
+}
+
+/** How far past the hello a real first data segment may start (reordering within a window). */
+const MAX_SEQ_AHEAD = 1 << 20
+
+/**
+ * Could this segment be the client's real data after its watched hello?
+ * It must acknowledge (every segment after the handshake does), come with
+ * no fewer hops left than the hello (the same host on the same path), and
+ * start at or shortly after the hello's end. A TCP checksum is not checked:
+ * NFQUEUE may hand over GRO/offloaded packets whose checksum field is not final.
+ */
+function plausibleNext (view: PacketView, flow: Flow): boolean {
+  const ahead = (view.seq - flow.watchNext) | 0
+  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && ahead >= 0 && ahead < MAX_SEQ_AHEAD
 }
 
 /** Strictness of actions, for a packet that carries several names (DNS). */
@@ -165,11 +194,16 @@ export class Classifier {
     if (view.proto === PROTO_TCP) {
       this.#tcp(view, out, buf, s, e, now)
     } else if (view.proto === PROTO_UDP && view.dstPort === PORT_HTTPS) {
-      if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0) this.#quic(view, out, buf, s, e, now)
+      // RFC 9000 §14.1: a server discards a client Initial in a datagram under
+      // 1200 bytes, so a short one is a decoy the server never reads.
+      if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0 && e - s >= QUIC_MIN_INITIAL_DATAGRAM) this.#quic(view, out, buf, s, e, now)
     } else if (view.proto === PROTO_UDP && view.dstPort === PORT_DNS) {
       out.seen = 'dns'
       out.status = parseDns(buf, s, e, out.dns)
-      if (out.status === Status.Ok) this.#dns(view, out)
+      if (out.status === Status.Ok) {
+        this.#dns(view, out)
+        if (out.count === 0 && out.invalidNames > 0) this.#special(view, out, null, this.ruleset.policy.unknown)
+      }
     }
     // DNS: a pass is never saved on the connection. The next query on the same
     // socket or TCP connection may ask for a blocked name, so every one is read.
@@ -197,7 +231,13 @@ export class Classifier {
       const starts = startsMessage(buf, s, e, view.dstPort)
       if (starts) {
         this.#read(view, out, buf, s, e)
-        if (out.status === Status.Ok) { this.#watch(view, out, key, now); return }
+        if (out.status === Status.Ok && out.count > 0) { this.#watch(view, out, key, now); return }
+        if (unreadable(out)) {
+          // A whole opening message with no name we can read: the same
+          // decision as for one gathered over several segments.
+          this.#special(view, out, null, this.ruleset.policy.unknown)
+          return
+        }
       }
       if (out.status !== Status.NeedMore) {
         // Not a whole message here. On the ports that open with a name, keep the
@@ -243,7 +283,7 @@ export class Classifier {
     } else if (flow.watchName !== null) {
       this.#holdAgain(out, flow, now)
     } else {
-      this.#watch(view, out, flow.key, now)
+      this.#watch(view, out, flow.key, now, flow.base >= 0 ? (flow.base + flow.have) >>> 0 : -1)
     }
   }
 
@@ -286,24 +326,27 @@ export class Classifier {
       }
       return
     }
-    if (out.status !== Status.Ok) {
+    if (out.status !== Status.Ok && out.status !== Status.NoName) {
       if (out.status !== Status.Malformed || held === undefined) out.seen = null
       return
     }
     const h = asm.hello
-    this.#one(view, out, h.buf, h.sniStart, h.sniEnd, 0)
+    if (out.status === Status.Ok) this.#one(view, out, h.buf, h.sniStart, h.sniEnd, 0)
+    if (out.count === 0) this.#special(view, out, null, this.ruleset.policy.unknown) // no SNI, or not a host name
     if (h.ech && out.count > 0 && out.decisions[0]?.category === CATEGORY_ECH) out.seen = 'ech'
     if (out.verdict !== null) this.quicFlows.set(key, out.verdict) // the assembler goes back to the pool via dispose
     else if (held !== undefined) this.quicFlows.delete(key)
   }
 
   /** After an allow or monitor decision on TLS or HTTP: watch the flow (see Outcome.hold). */
-  #watch (view: PacketView, out: Outcome, key: string | null, now: number): void {
+  #watch (view: PacketView, out: Outcome, key: string | null, now: number, next = -1): void {
     const d = out.verdict
     if (d === null || (d.action !== 'allow' && d.action !== 'monitor') || out.seen === 'dns') return
     const f = this.flows.create(key ?? FlowTable.keyOf(view), now)
     f.watchName = out.names[0] as string
     f.watchDecision = d
+    f.watchTtl = view.ttl
+    f.watchNext = next >= 0 ? next : (view.seq + (view.payloadEnd - view.payloadStart)) >>> 0
     out.hold = true
   }
 
@@ -312,6 +355,8 @@ export class Classifier {
     const f = this.flows.create(flow.key, now)
     f.watchName = flow.watchName
     f.watchDecision = flow.watchDecision
+    f.watchTtl = flow.watchTtl
+    f.watchNext = flow.watchNext
     out.count = 0
     out.verdict = flow.watchDecision as Decision
     out.hold = true
@@ -321,6 +366,17 @@ export class Classifier {
   #watched (view: PacketView, out: Outcome, flow: Flow, buf: Buffer, s: number, e: number, now: number): void {
     const table = this.flows
     if (!startsMessage(buf, s, e, view.dstPort)) {
+      if (!plausibleNext(view, flow)) {
+        // A fake "first data" (zapret's fake packets with low TTL, badseq,
+        // datanoack) would end the watch and save the allow before the real
+        // hello comes: accept it unsaved and keep watching.
+        table.stats.implausible++
+        out.count = 0
+        out.verdict = flow.watchDecision as Decision
+        out.hold = true
+        out.status = Status.Ok
+        return
+      }
       // The client moved on to data: the allow stands and is saved now.
       table.delete(flow)
       out.count = 0
@@ -371,8 +427,8 @@ export class Classifier {
   }
 
   /** Replace the outcome with a policy-wide decision (unknown, evasion), keeping a name read if any. */
-  #special (view: PacketView, out: Outcome, flow: Flow, d: Decision): void {
-    this.flows.delete(flow)
+  #special (view: PacketView, out: Outcome, flow: Flow | null, d: Decision): void {
+    if (flow !== null) this.flows.delete(flow)
     if (out.count === 0) {
       out.names[0] = '' as Name
       out.qtypes[0] = 0

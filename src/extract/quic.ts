@@ -502,9 +502,9 @@ function sameBytes (a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, le
  * - `Unsupported`: not a client Initial we read (version negotiation, short
  *   header, 0-RTT, Handshake or Retry first, or an unknown version): no crypto
  *   done; or the CRYPTO stream starts with another handshake message.
- * - `Malformed`: truncated or inconsistent first header, a packet that does
- *   not authenticate (mutated, or keys from a DCID this flow never saw), a
- *   forbidden frame, a CRYPTO stream past {@link MAX_CRYPTO_BYTES}, or a
+ * - `Malformed`: truncated or inconsistent first header, no Initial that
+ *   authenticates (mutated, or keys from a DCID this flow never saw; one
+ *   that does not is skipped, as a server drops it alone), a forbidden frame, a CRYPTO stream past {@link MAX_CRYPTO_BYTES}, or a
  *   ClientHello tls.ts rejects. Do not wait for more on this flow.
  *
  * After the first packet, unreadable trailing bytes end the walk without
@@ -622,12 +622,20 @@ function walkPacket (buf: Buffer, off: number, end: number, version: number, fir
   // RFC 9001 §5.4.2: the sample needs 4 + 16 bytes after the start of the packet number.
   if (p + HP_SAMPLE_OFFSET + HP_SAMPLE_LEN > pktEnd) return BAD_PAYLOAD
   if (tokenLen > 0) out.token = true
-  if (decryptAndWalk(buf, off, p, pktEnd, version, dcidStart, dcidLen, asm, out) !== Status.Ok) return BAD_PAYLOAD
+  const st = decryptAndWalk(buf, off, p, pktEnd, version, dcidStart, dcidLen, asm, out)
+  // RFC 9001 §5.5 / RFC 9000 §12.2: a packet that does not authenticate is
+  // dropped on its own and the server goes on with the rest of the datagram,
+  // so we do too: a bad packet put next to a good one must not hide it.
+  if (st === NOT_AUTHENTIC) return pktEnd
+  if (st !== Status.Ok) return BAD_PAYLOAD
   return pktEnd
 }
 
+/** decryptAndWalk: the packet does not open with any key we may use (mutated, or another connection's). */
+const NOT_AUTHENTIC = -1
+
 function decryptAndWalk (buf: Buffer, pkt: number, pnOff: number, pktEnd: number, version: number,
-  dcidStart: number, dcidLen: number, asm: CryptoAssembler, out: QuicInfo): Status {
+  dcidStart: number, dcidLen: number, asm: CryptoAssembler, out: QuicInfo): Status | typeof NOT_AUTHENTIC {
   let keys = lastKeys
   if (!keys.matches(version, buf, dcidStart, dcidLen)) keys.derive(version, buf, dcidStart, dcidLen)
   let plain = openInitial(buf, pkt, pnOff, pktEnd, keys, out)
@@ -639,7 +647,7 @@ function decryptAndWalk (buf: Buffer, pkt: number, pnOff: number, pktEnd: number
     plain = openInitial(buf, pkt, pnOff, pktEnd, keys, out)
     if (plain !== null) out.usedFlowKeys = true
   }
-  if (plain === null) return Status.Malformed
+  if (plain === null) return NOT_AUTHENTIC
   if (asm.dcidVersion === 0) {
     buf.copy(asm.dcid, 0, dcidStart, dcidStart + dcidLen)
     asm.dcidLen = dcidLen

@@ -62,6 +62,9 @@ export class Flow {
    */
   watchName: string | null = null
   watchDecision: unknown = null
+  /** TTL (hop limit) of the watched hello, and the sequence number just past it: see Classifier #watched. */
+  watchTtl = 0
+  watchNext = 0
   constructor (key: string, now: number) {
     this.key = key
     this.lastSeen = now
@@ -77,6 +80,12 @@ export class FlowStats {
   disagreements = 0
   /** Opening messages still incomplete after maxSegments segments (evasion). */
   tooManySegments = 0
+  /**
+   * Data on a watched flow that cannot be the client's real next segment
+   * (no ACK, a lower TTL than the hello's, a sequence number before the
+   * hello's end): a fake meant to die before the server. Ignored.
+   */
+  implausible = 0
 }
 
 const EMPTY = Buffer.alloc(0)

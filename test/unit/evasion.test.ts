@@ -1,0 +1,173 @@
+import t from 'tap'
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeIp, PacketView } from '../../src/decode/packet.js'
+import { Classifier, Outcome, QUIC_MIN_INITIAL_DATAGRAM } from '../../src/classify/index.js'
+import { loadRuleset, DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../../src/config/index.js'
+import { Status } from '../../src/util/status.js'
+import { payloads } from '../helpers/fixtures.js'
+import { tcp4, udp4, type Tuple } from '../helpers/packets.js'
+import { sealInitial, cryptoFrame } from '../fixtures/quic/seal.js'
+
+/**
+ * Tricks that show the filter one story and the server another, found in a
+ * review on 2026-11-26 (zapret/GoodbyeDPI-style fakes, decoys and names no
+ * host-name reader takes). Each case fails without its fix.
+ */
+const view = new PacketView()
+const out = new Outcome()
+const ACK = 0x10
+const PSH_ACK = 0x18
+
+function feed (c: Classifier, pkt: Buffer, now = 1): number {
+  if (decodeIp(pkt, 0, pkt.length, view) !== Status.Ok) throw new Error('bad packet')
+  return c.classify(view, out, now)
+}
+
+let port = 30000
+function tuple (dport = 443): Tuple { port++; return { src: '10.9.0.1', dst: '10.9.0.2', sport: port, dport } }
+
+const hello = (name: string): Buffer => {
+  const f = payloads('tls').find(([n]) => n === `tls/curl-7.88-${name}.bin`)
+  if (f === undefined) throw new Error(`no fixture for ${name}`)
+  return f[1]
+}
+/** A copy of a captured hello with its SNI bytes replaced by others of the same length. */
+function withSni (h: Buffer, from: string, to: string): Buffer {
+  if (from.length !== to.length) throw new Error('same length only')
+  const i = h.indexOf(Buffer.from(from, 'latin1'))
+  if (i < 0) throw new Error('SNI not found')
+  const b = Buffer.from(h)
+  b.write(to, i, 'latin1')
+  return b
+}
+
+/** A policy file that differs from the example in one line. */
+function policyWith (line: RegExp, replacement: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-evasion-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'policy.yaml')
+  const text = readFileSync(DEFAULT_POLICY, 'utf8')
+  if (!line.test(text)) throw new Error('policy line not found')
+  writeFileSync(file, text.replace(line, replacement))
+  return file
+}
+const blockUnknown = loadRuleset(DEFAULT_RULES_DIR, policyWith(/^unknown: allow$/m, 'unknown: block'))
+
+t.test('fake "first data" on an allowed flow does not end the watch', async (t) => {
+  const allowed = hello('www.example.com')
+  const blocked = hello('api.anthropic.com')
+  const data = Buffer.from([0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb])
+  const fakes: Array<[string, (tu: Tuple) => Buffer]> = [
+    ['lower TTL than the hello', (tu) => tcp4(tu, 1 + allowed.length, data, PSH_ACK, 3)],
+    ['no ACK flag (datanoack)', (tu) => tcp4(tu, 1 + allowed.length, data, 0x08, 64)],
+    ['sequence number before the hello ends (badseq)', (tu) => tcp4(tu, 1 + allowed.length - 10000, data, PSH_ACK, 64)],
+  ]
+  for (const [what, fake] of fakes) {
+    const c = new Classifier(loadRuleset())
+    const tu = tuple()
+    t.equal(feed(c, tcp4(tu, 1, allowed)), 1, `${what}: the decoy hello is decided`)
+    t.equal(out.verdict?.action, 'allow')
+    t.equal(out.hold, true, 'an allow is held under watch')
+    feed(c, fake(tu))
+    t.equal(out.hold, true, `${what}: not saved on the connection`)
+    t.equal(c.flows.size, 1, `${what}: still watched`)
+    t.equal(c.flows.stats.implausible, 1, `${what}: counted`)
+    // The real hello, with another name, now reaches the daemon: evasion.
+    t.equal(feed(c, tcp4(tu, 1, blocked)), 1)
+    t.equal(out.verdict?.reason, 'evasion', `${what}: the real hello after the fake is evasion`)
+    t.equal(out.verdict?.action, 'block')
+    t.equal(out.hold, false)
+  }
+  // The real first data, ACK set, same TTL, at the hello's end: the allow is saved.
+  const c = new Classifier(loadRuleset())
+  const tu = tuple()
+  feed(c, tcp4(tu, 1, allowed, PSH_ACK, 60))
+  feed(c, tcp4(tu, 1 + allowed.length, data, ACK, 60))
+  t.equal(out.hold, false, 'real data ends the watch')
+  t.equal(out.verdict?.action, 'allow')
+  t.equal(c.flows.size, 0)
+  t.equal(c.flows.stats.implausible, 0)
+})
+
+t.test('a hello whose SNI is not a host name gets the unknown decision', async (t) => {
+  // nginx cuts an SNI at ':' and serves api.openai.com; we cannot read it as a name.
+  const odd = withSni(hello('api.openai.com'), 'api.openai.com', 'api.openai.c:1')
+  const c = new Classifier(loadRuleset())
+  t.equal(feed(c, tcp4(tuple(), 1, odd)), 1, 'one decision')
+  t.equal(out.verdict?.reason, 'unknown')
+  t.equal(out.verdict?.action, 'allow', 'the example policy: unknown allow')
+  t.equal(out.invalidNames, 1)
+  const strict = new Classifier(blockUnknown)
+  t.equal(feed(strict, tcp4(tuple(), 1, odd)), 1)
+  t.equal(out.verdict?.action, 'block', 'unknown: block blocks it')
+  t.equal(out.hold, false, 'saved on the connection')
+})
+
+t.test('a whole hello without SNI in one segment gets the unknown decision, as a reassembled one does', async (t) => {
+  // TLS 1.2 ClientHello, no extensions: record, handshake header, version, random, no session, 1 suite, null compression.
+  const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32, 7), Buffer.from([0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00])])
+  const hs = Buffer.concat([Buffer.from([0x01, 0x00, 0x00, body.length]), body])
+  const rec = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, hs.length]), hs])
+  const c = new Classifier(blockUnknown)
+  t.equal(feed(c, tcp4(tuple(), 1, rec)), 1)
+  t.equal(out.status, Status.NoName)
+  t.equal(out.verdict?.reason, 'unknown')
+  t.equal(out.verdict?.action, 'block')
+  // Split in two, the same hello went through the flow table and got the same.
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 1, rec.subarray(0, 20))), 0)
+  t.equal(feed(c, tcp4(tu, 21, rec.subarray(20))), 1)
+  t.equal(out.verdict?.reason, 'unknown')
+  // A handshake message that is not a hello (ClientKeyExchange after a restart) is not ours: no decision.
+  const cke = Buffer.from([0x16, 0x03, 0x03, 0x00, 0x06, 0x10, 0x00, 0x00, 0x02, 0x01, 0x02])
+  t.equal(feed(c, tcp4(tuple(), 1, cke)), 0)
+  t.equal(out.verdict, null)
+})
+
+t.test('a DNS query whose only name is not a host name gets the unknown decision', async (t) => {
+  // dig's query for api.openai.com with a space in the first label.
+  const q = payloads('dns').find(([n]) => n === 'dns/dig-9.18-udp-a.bin')?.[1] as Buffer
+  const i = q.indexOf(Buffer.from('openai'))
+  const bad = Buffer.from(q); bad[i + 2] = 0x20
+  const c = new Classifier(blockUnknown)
+  t.equal(feed(c, udp4(tuple(53), bad)), 1)
+  t.equal(out.verdict?.reason, 'unknown')
+  t.equal(out.verdict?.action, 'block')
+  t.equal(feed(c, udp4(tuple(53), q)), 1, 'the real query still reads')
+  t.equal(out.names[0], 'api.openai.com')
+})
+
+t.test('QUIC: a short decoy Initial is ignored, a bad packet coalesced with a good one does not hide it', async (t) => {
+  // The handshake message of curl's hello (without its 5-byte record header) as QUIC CRYPTO data.
+  const dcid = Buffer.from('8394c8f03e515708', 'hex')
+  const ch = (name: string): Buffer => hello(name).subarray(5)
+  const initial = (name: string, size: number, id = dcid): Buffer => {
+    const frames = cryptoFrame(0, ch(name))
+    const bare = sealInitial({ dcid: id, frames })
+    return sealInitial({ dcid: id, frames: Buffer.concat([frames, Buffer.alloc(Math.max(0, size - bare.length))]) })
+  }
+  const c = new Classifier(loadRuleset())
+  const short = initial('www.example.com', 600)
+  t.ok(short.length < QUIC_MIN_INITIAL_DATAGRAM)
+  const tu = tuple()
+  t.equal(feed(c, udp4(tu, short)), 0, 'a client Initial in a datagram under 1200 bytes is not read')
+  t.equal(out.verdict, null)
+  t.equal(c.quicFlows.size, 0, 'and leaves no state')
+  t.equal(feed(c, udp4(tu, initial('api.anthropic.com', 1200))), 1, 'the full-size Initial after it decides')
+  t.equal(out.names[0], 'api.anthropic.com')
+  t.equal(out.verdict?.action, 'block')
+
+  // Good Initial + an Initial of the same connection whose tag does not verify.
+  const good = initial('api.anthropic.com', 1200)
+  const bad = Buffer.from(initial('www.example.com', 200))
+  bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0xff
+  const c2 = new Classifier(loadRuleset())
+  t.equal(feed(c2, udp4(tuple(), Buffer.concat([good, bad]))), 1, 'the good packet is read')
+  t.equal(out.names[0], 'api.anthropic.com')
+  t.equal(out.verdict?.action, 'block')
+  const c3 = new Classifier(loadRuleset())
+  t.equal(feed(c3, udp4(tuple(), Buffer.concat([bad, good]))), 1, 'also when the bad one comes first')
+  t.equal(out.names[0], 'api.anthropic.com')
+})
