@@ -6,7 +6,7 @@ import { loadPolicy } from '../config/policy.js'
 import { importList, LIST_FORMATS, type ListFormat } from '../config/import.js'
 import { Classifier } from '../classify/index.js'
 import { DEFAULT_CACHE_SIZE } from '../cache/index.js'
-import { DecisionLog, FdLines } from '../log/index.js'
+import { DecisionLog, FdLines, json } from '../log/index.js'
 import { parseName, NameOut, type Name } from '../name/index.js'
 import { parseCidr } from '../policy/index.js'
 import { CaptureError } from '../source/pcapfile.js'
@@ -32,6 +32,22 @@ class OutputClosed extends Error {
     super(`output closed (${code})`)
     this.code = code
   }
+}
+
+const uEscape = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')
+
+/**
+ * Text for a terminal: anything outside printable ASCII as \uXXXX, as the
+ * log escapes strings, so an argument or a file's bytes cannot reorder the
+ * line (U+202E), drive the terminal (C1 controls) or break it.
+ */
+function printable (s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, uEscape)
+}
+
+/** A JSON line in printable ASCII: JSON.stringify escapes only below 0x20. */
+function asciiJson (v: unknown): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, uEscape)
 }
 
 /** Write out the lines gathered so far; a closed stdout is not worth more than the error already at hand. */
@@ -140,18 +156,18 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
       for (const raw of names) {
         if (!parseName(raw, out)) {
           bad++
-          if (opts.json === true) process.stdout.write(JSON.stringify({ name: raw, error: out.error }) + '\n')
-          else process.stdout.write(`${JSON.stringify(raw)}: invalid name (${out.error})\n`)
+          if (opts.json === true) process.stdout.write(asciiJson({ name: raw, error: out.error }) + '\n')
+          else process.stdout.write(`${json(raw)}: invalid name (${out.error})\n`)
           continue
         }
         const d = classifier.decide(out.name as Name, cls)
         if (opts.json === true) {
-          process.stdout.write(JSON.stringify({
+          process.stdout.write(asciiJson({
             name: out.name, action: d.action, vendor: d.vendor, category: d.category, rule: d.rule, source: d.ruleSource, reason: d.reason, network: d.network,
           }) + '\n')
         } else {
           const rule = d.rule === null ? 'no rule' : `rule ${d.rule} (${d.ruleSource})`
-          process.stdout.write(`${out.name}\t${d.action}\t${d.vendor ?? '-'}\t${rule}\n`)
+          process.stdout.write(`${out.name}\t${d.action}\t${printable(d.vendor ?? '-')}\t${printable(rule)}\n`)
         }
       }
       if (bad > 0) process.exitCode = 1
@@ -273,7 +289,7 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
         ...r.entries,
       ]
       process.stdout.write(lines.join('\n') + '\n')
-      for (const s of r.skipped) process.stderr.write(`${s.file}:${s.line}: skipped ${JSON.stringify(s.text)}: ${s.reason}\n`)
+      for (const s of r.skipped) process.stderr.write(printable(`${s.file}:${s.line}: skipped ${json(s.text)}: ${s.reason}`) + '\n')
       if (r.exceptions.length > 0) process.stderr.write(`allow-exceptions (add to the policy's allow:): ${r.exceptions.join(', ')}\n`)
     })
   return program
@@ -290,17 +306,17 @@ function readVersion (): string {
 
 function fail (err: unknown): number {
   if (err instanceof ConfigError) {
-    for (const p of err.problems) process.stderr.write(`aigate: ${p}\n`)
+    for (const p of err.problems) process.stderr.write(`aigate: ${printable(p)}\n`)
     return 1
   }
   if (err instanceof CaptureError || err instanceof UsageError || err instanceof StartupError || err instanceof FirewallError) {
-    process.stderr.write(`aigate: ${err.message}\n`)
+    process.stderr.write(`aigate: ${printable(err.message)}\n`)
     return err instanceof UsageError ? 2 : 1
   }
   if (err instanceof CommanderError) return err.exitCode
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EPIPE') return 0
-  process.stderr.write(`aigate: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.stderr.write(`aigate: ${printable(err instanceof Error ? err.message : String(err))}\n`)
   if (process.env.AIGATE_DEBUG !== undefined && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`)
   return 1
 }

@@ -37,3 +37,22 @@ t.test('--cache-size has an upper bound, said in --help; beyond it is a usage er
     t.match(help, /--cache-size <n>\s+decision cache entries( per queue)?, 1 to 16777216\s+\(default:\s+65536\)/)
   }
 })
+
+t.test('check: arguments outside printable ASCII come back escaped, in text and JSON', async (t) => {
+  const hostile = ['\u202eabc', 'a\u0085b', 'x\u007fy', 'tab\there']
+  const text = await aigate('check', ...hostile, 'api.openai.com')
+  t.equal(text.status, 1)
+  t.same(text.stdout.split('\n').slice(0, 4), [
+    '"\\u202eabc": invalid name (bad-idn)',
+    '"a\\u0085b": invalid name (bad-idn)',
+    '"x\\u007fy": invalid name (bad-char)',
+    '"tab\\there": invalid name (bad-char)',
+  ])
+  t.match(text.stdout, /^api\.openai\.com\tmonitor\topenai\trule openai\.com \(.*openai\.txt:\d+\)\n$/m)
+  const js = await aigate('check', '--json', ...hostile)
+  t.notMatch(js.stdout, /[^\x20-\x7e\n]/, 'printable ASCII only')
+  t.same(js.stdout.trim().split('\n').map((l) => JSON.parse(l).name), hostile, 'the JSON still reads back as the arguments')
+  const from = await aigate('check', '--from', '\u202e1.2.3.4', 'a.example')
+  t.equal(from.status, 2)
+  t.equal(from.stderr, 'aigate: --from: "\\u202e1.2.3.4" is not an IP address\n', 'usage errors too')
+})
