@@ -184,6 +184,34 @@ if (!root) {
     t.same(daemonEvents(), ['info start', 'info reload', 'warn reload', 'info stop'], 'daemon events in the decision log')
   })
 
+  const hasStrace = spawnSync('strace', ['-V']).status === 0
+  t.test('socket families: the daemon opens only those systemd/aigate.service allows', { skip: hasStrace ? false : 'strace not installed' }, async (t) => {
+    const unit = readFileSync(join(PACKAGE_ROOT, 'systemd', 'aigate.service'), 'utf8')
+    const allowed = (/^RestrictAddressFamilies=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/).filter((f) => f !== '')
+    up(fwOpts)
+    const trace = join(tmp, 'sockets.strace')
+    logFile = join(tmp, 'sockets.ndjson')
+    const st = sb.spawn(sb.gw, 'strace', ['-f', '-qq', '-e', 'trace=socket,socketpair', '-o', trace, process.execPath, BIN, 'run', '--queues', '0', '--log', logFile, '--policy', policy])
+    let err = ''
+    st.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+    t.ok(await waitUntil(() => err.includes('running on queue'), 15000), `started under strace: ${err.trim()}`)
+    // `ip netns exec` execs strace; node is strace's child.
+    const node = Number(readFileSync(`/proc/${st.pid as number}/task/${st.pid as number}/children`, 'utf8').trim().split(' ')[0])
+    t.equal(curl('claude.ai').code, 28, 'blocked: the queue works')
+    t.equal(dig('www.example.com', false), sb.addrs.server)
+    process.kill(node, 'SIGHUP')
+    t.ok(await waitUntil(() => err.includes('SIGHUP: reloading'), 5000))
+    process.kill(node, 'SIGUSR1')
+    t.ok(await waitUntil(() => err.includes('stats queue 0'), 5000))
+    const exited = new Promise((resolve) => st.once('exit', resolve))
+    process.kill(node, 'SIGTERM')
+    await exited
+    down(fwOpts)
+    const families = new Set([...readFileSync(trace, 'utf8').matchAll(/\bsocket(?:pair)?\((AF_\w+)/g)].map((m) => m[1] as string))
+    t.ok(families.has('AF_NETLINK'), 'the queue socket is seen')
+    for (const f of families) t.ok(allowed.includes(f), `${f} is allowed by RestrictAddressFamilies=${allowed.join(' ')}`)
+  })
+
   t.test('startup: a bound queue, no capability, only CAP_NET_ADMIN', async (t) => {
     await start('caps')
     const busy = spawnSync('ip', ['netns', 'exec', sb.gw, process.execPath, BIN, 'run', '--queues', '0', '--policy', policy], { encoding: 'utf8', timeout: 15000 })
