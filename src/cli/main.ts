@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { loadRuleset, DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../config/index.js'
-import { ConfigError, loadLists } from '../config/lists.js'
+import { ConfigError, loadLists, VENDOR_ID } from '../config/lists.js'
 import { loadPolicy } from '../config/policy.js'
 import { importList, LIST_FORMATS, type ListFormat } from '../config/import.js'
 import { Classifier } from '../classify/index.js'
@@ -80,6 +80,16 @@ export const MAX_CACHE_SIZE = 16_777_216
 
 function cacheSizeOption (what: string): Option {
   return new Option('--cache-size <n>', `${what}, 1 to ${MAX_CACHE_SIZE}`).default(DEFAULT_CACHE_SIZE).argParser(intOption('--cache-size', 1, MAX_CACHE_SIZE))
+}
+
+/** --vendor and --category of `rules import` become header lines and policy keys: ids only. */
+function idOption (flag: string, v: string): void {
+  if (!VENDOR_ID.test(v)) throw new UsageError(`${flag}: "${v}" is not an id (lower case letters, digits and -, not starting with -)`)
+}
+
+/** Free text that goes into a header line: no control characters, no line breaks. */
+function headerText (flag: string, v: string): void {
+  if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(v)) throw new UsageError(`${flag}: "${v}" has control characters or line breaks, which cannot go into a header line`)
 }
 
 function rulesOptions (cmd: Command): Command {
@@ -274,6 +284,10 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
     .option('--include-dir <dir>', 'v2fly: directory that include: names refer to')
     .option('--keep-ads', 'v2fly: keep entries tagged @ads')
     .action((file: string, opts: { format: ListFormat, vendor: string, category: string, title?: string, source?: string, includeDir?: string, keepAds?: boolean }) => {
+      idOption('--vendor', opts.vendor)
+      idOption('--category', opts.category)
+      if (opts.title !== undefined) headerText('--title', opts.title)
+      if (opts.source !== undefined) headerText('--source', opts.source)
       let text: string
       try {
         text = readFileSync(file, 'utf8')
@@ -285,7 +299,7 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
         `# vendor: ${opts.vendor}`,
         `# title: ${opts.title ?? opts.vendor}`,
         `# category: ${opts.category}`,
-        `# source: ${opts.source ?? file} (imported as ${opts.format})`,
+        `# source: ${opts.source ?? printable(file)} (imported as ${opts.format})`,
         ...r.entries,
       ]
       process.stdout.write(lines.join('\n') + '\n')

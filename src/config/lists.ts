@@ -37,7 +37,8 @@ export class ConfigError extends Error {
 }
 
 const HEADER = /^#\s*(vendor|title|category|source):\s*(.*?)\s*$/
-const VENDOR_ID = /^[a-z0-9][a-z0-9-]*$/
+/** A vendor id (the list's file name) or a category: lower case letters, digits and -. */
+export const VENDOR_ID = /^[a-z0-9][a-z0-9-]*$/
 
 /** The text without one leading UTF-8 byte order mark, which some Windows editors write. */
 export function stripBom (text: string): string {

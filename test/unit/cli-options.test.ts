@@ -1,4 +1,7 @@
 import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { buildProgram, main, MAX_CACHE_SIZE } from '../../src/cli/main.js'
 
 /**
@@ -55,4 +58,32 @@ t.test('check: arguments outside printable ASCII come back escaped, in text and 
   const from = await aigate('check', '--from', '\u202e1.2.3.4', 'a.example')
   t.equal(from.status, 2)
   t.equal(from.stderr, 'aigate: --from: "\\u202e1.2.3.4" is not an IP address\n', 'usage errors too')
+})
+
+t.test('rules import: --vendor and --category are ids, and no header text can start a new line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-cli-import-'))
+  const list = join(dir, 'list.txt')
+  writeFileSync(list, 'acme.example\n')
+  const ok = await aigate('rules', 'import', '--format', 'plain', '--vendor', 'acme-2', '--category', 'ai', list)
+  t.equal(ok.status, 0, ok.stderr)
+  t.equal(ok.stdout, `# vendor: acme-2\n# title: acme-2\n# category: ai\n# source: ${list} (imported as plain)\nacme.example\n`)
+  const cases: Array<[string[], string]> = [
+    [['--vendor', 't\nevil.example'], '--vendor: "t\\u000aevil.example" is not an id (lower case letters, digits and -, not starting with -)'],
+    [['--vendor', 'Acme'], '--vendor: "Acme" is not an id (lower case letters, digits and -, not starting with -)'],
+    [['--vendor', 'acme', '--category', 'ai\nevil.example'], '--category: "ai\\u000aevil.example" is not an id (lower case letters, digits and -, not starting with -)'],
+    [['--vendor', 'acme', '--title', 'Acme\revil.example'], '--title: "Acme\\u000devil.example" has control characters or line breaks, which cannot go into a header line'],
+    [['--vendor', 'acme', '--source', 'x\u2028evil.example'], '--source: "x\\u2028evil.example" has control characters or line breaks, which cannot go into a header line'],
+  ]
+  for (const [args, message] of cases) {
+    const r = await aigate('rules', 'import', '--format', 'plain', ...args, list)
+    // (U+2028 in a test name would break tap's own lines)
+    t.equal(r.status, 2, `${JSON.stringify(args).replace(/[^\x20-\x7e]/g, '?')}: exit 2`)
+    t.equal(r.stdout, '', 'no list printed')
+    t.equal(r.stderr, `aigate: ${message}\n`)
+  }
+  const odd = join(dir, 'new\nline.txt')
+  writeFileSync(odd, 'acme.example\n')
+  const r = await aigate('rules', 'import', '--format', 'plain', '--vendor', 'acme', odd)
+  t.match(r.stdout, /^# source: .*new\\u000aline\.txt \(imported as plain\)$/m, 'a file name is escaped into the default source')
+  t.equal(r.stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n'), 'acme.example\n')
 })
