@@ -143,7 +143,7 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
   }
   if (view.proto === PROTO_TCP) {
     // RFC 9293 §3.1
-    if (off + 20 > end) return view.moreFragments ? Status.Unsupported : Status.Malformed
+    if (off + 20 > end) return view.moreFragments ? firstFragment(view, end) : Status.Malformed
     const dataOff = ((buf[off + 12] as number) >> 4) * 4
     if (dataOff < 20 || off + dataOff > end) return Status.Malformed
     view.srcPort = u16(buf, off)
@@ -156,7 +156,7 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
   }
   if (view.proto === PROTO_UDP) {
     // RFC 768
-    if (off + 8 > end) return view.moreFragments ? Status.Unsupported : Status.Malformed
+    if (off + 8 > end) return view.moreFragments ? firstFragment(view, end) : Status.Malformed
     const len = u16(buf, off + 4)
     view.srcPort = u16(buf, off)
     view.dstPort = u16(buf, off + 2)
@@ -171,6 +171,15 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
     return Status.Ok
   }
   view.payloadStart = off
+  view.payloadEnd = end
+  return Status.Unsupported
+}
+
+/**
+ * A first fragment too short for its transport header: its bytes end where
+ * the IP length says, never at the frame end (Ethernet pads short frames).
+ */
+function firstFragment (view: PacketView, end: number): Status {
   view.payloadEnd = end
   return Status.Unsupported
 }

@@ -28,7 +28,11 @@ class Datagram {
   constructor (key: string, now: number) { this.key = key; this.lastSeen = now }
 }
 
-export class FragStats { datagrams = 0; completed = 0; evicted = 0; expired = 0; overlapsDisagree = 0; oversized = 0 }
+export class FragStats {
+  datagrams = 0; completed = 0; evicted = 0; expired = 0; overlapsDisagree = 0; oversized = 0
+  /** Fragments the capture cut short of their IP length: their data is not all there. */
+  truncated = 0
+}
 
 export class FragTable {
   readonly stats = new FragStats()
@@ -49,6 +53,7 @@ export class FragTable {
    * fragment fields cleared), else null.
    */
   add (view: PacketView, now: number): Buffer | null {
+    if (view.truncated) { this.stats.truncated++; return null }
     const b = view.buf
     const alen = view.ipVersion === 4 ? 4 : 16
     const key = String.fromCharCode(view.ipVersion, view.proto) + b.toString('latin1', view.srcAddr, view.srcAddr + alen) +
@@ -65,6 +70,8 @@ export class FragTable {
       this.stats.datagrams++
     }
     d.lastSeen = now
+    // The fragment's data: from the end of the IP header to the IP length
+    // (decodeIp ends it there, not at the frame end).
     const from = view.l4Start
     const to = view.payloadEnd
     const off = view.fragOffset

@@ -1,0 +1,113 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { classifyFile, type ReplayStats } from '../../src/source/classify-file.js'
+import { Classifier } from '../../src/classify/index.js'
+import { loadRuleset } from '../../src/config/index.js'
+import { DecisionLog, MemoryLines } from '../../src/log/index.js'
+import { FragTable } from '../../src/flow/ipfrag.js'
+import { decodeIp, PacketView } from '../../src/decode/packet.js'
+import { payloads, expected } from '../helpers/fixtures.js'
+
+/**
+ * IP fragments cut where evasion tools cut them, written into capture files
+ * and replayed through `aigate classify` (classifyFile). The transport
+ * payloads are real captured requests; the headers are built here.
+ */
+const exp = expected()
+const ruleset = loadRuleset()
+const [httpName, httpReq] = payloads('http').find(([n]) => n.includes('curl-7.88-chatgpt.com')) as [string, Buffer]
+const HOST = exp[httpName]?.host as string
+const dir = mkdtempSync(join(tmpdir(), 'aigate-frag-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+/** A TCP segment to port 80 carrying `payload`, with `optLen` bytes of NOP options. */
+function tcpSegment (payload: Buffer, optLen = 0): Buffer {
+  const h = 20 + optLen
+  const b = Buffer.alloc(h + payload.length)
+  b.writeUInt16BE(40000, 0); b.writeUInt16BE(80, 2); b.writeUInt32BE(1, 4)
+  b[12] = (h / 4) << 4; b[13] = 0x18
+  b.fill(1, 20, h) // NOP
+  payload.copy(b, h)
+  return b
+}
+
+/** An IPv4 fragment of datagram 77 holding `data` at byte `off` of the TCP segment. */
+function frag4 (data: Buffer, off: number, more: boolean, id = 77): Buffer {
+  const b = Buffer.alloc(20 + data.length)
+  b[0] = 0x45; b.writeUInt16BE(b.length, 2); b.writeUInt16BE(id, 4)
+  b.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), 6)
+  b[8] = 64; b[9] = 6
+  b.set([10, 0, 0, 1], 12); b.set([10, 0, 0, 2], 16)
+  data.copy(b, 20)
+  return b
+}
+
+/** Cut `seg` at the given offsets (multiples of 8) into IPv4 fragments. */
+function cut4 (seg: Buffer, ...at: number[]): Buffer[] {
+  const edges = [0, ...at, seg.length]
+  const out: Buffer[] = []
+  for (let i = 0; i + 1 < edges.length; i++) {
+    out.push(frag4(seg.subarray(edges[i], edges[i + 1]), edges[i] as number, i + 2 < edges.length))
+  }
+  return out
+}
+
+/** An Ethernet frame; short frames are padded to the 60-byte minimum with 0xee. */
+function eth (ip: Buffer): Buffer {
+  const f = Buffer.alloc(Math.max(60, 14 + ip.length), 0xee)
+  f.fill(0, 0, 12)
+  f.writeUInt16BE(ip[0]! >> 4 === 6 ? 0x86dd : 0x0800, 12)
+  ip.copy(f, 14)
+  return f
+}
+
+/** A pcap file (LINKTYPE_ETHERNET) of the frames, one per millisecond. */
+function pcap (frames: Buffer[]): string {
+  const head = Buffer.alloc(24)
+  head.writeUInt32LE(0xa1b2c3d4, 0); head.writeUInt16LE(2, 4); head.writeUInt16LE(4, 6)
+  head.writeUInt32LE(65535, 16); head.writeUInt32LE(1, 20)
+  const parts: Buffer[] = [head]
+  frames.forEach((f, i) => {
+    const r = Buffer.alloc(16)
+    r.writeUInt32LE(1700000000, 0); r.writeUInt32LE(i * 1000, 4)
+    r.writeUInt32LE(f.length, 8); r.writeUInt32LE(f.length, 12)
+    parts.push(r, f)
+  })
+  const path = join(dir, `c${Math.random().toString(36).slice(2)}.pcap`)
+  writeFileSync(path, Buffer.concat(parts))
+  return path
+}
+
+/** Replay the frames; the names logged and the replay counters. */
+async function replay (frames: Buffer[]): Promise<{ names: string[], stats: ReplayStats }> {
+  const mem = new MemoryLines()
+  const stats = await classifyFile(pcap(frames), new Classifier(ruleset), new DecisionLog(mem))
+  return { names: mem.parsed().map((l) => l.name as string), stats }
+}
+
+t.test('a first fragment with under 20 bytes of TCP in a padded Ethernet frame', async (t) => {
+  // zapret ipfrag2 with the cut at byte 8: the frame is padded to 60 bytes,
+  // and the padding must not be taken as the fragment's data.
+  const frames = cut4(tcpSegment(httpReq), 8).map(eth)
+  t.ok(frames[0]!.length > 14 + 28, 'the first frame carries padding')
+  for (const order of [frames, [...frames].reverse()]) {
+    const r = await replay(order)
+    t.same(r.names, [HOST])
+    t.equal(r.stats.malformed, 0)
+  }
+})
+
+t.test('a fragment cut short by the capture is not taken as whole', async (t) => {
+  const frames = cut4(tcpSegment(httpReq), 24).map(eth)
+  const last = frames[1]!.subarray(0, frames[1]!.length - 10)
+  t.same((await replay([frames[0]!, last])).names, [])
+  const table = new FragTable()
+  const view = new PacketView()
+  for (const f of [frames[0]!, last]) {
+    decodeIp(f, 14, f.length, view)
+    t.equal(table.add(view, 1), null)
+  }
+  t.equal(table.stats.truncated, 1)
+})
