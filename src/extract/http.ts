@@ -7,8 +7,9 @@ import { Status } from '../util/status.js'
  *   *( field-line CRLF ) CRLF
  *
  * Field names are case-insensitive (`hOsT:` is the same header), the value is
- * trimmed of optional whitespace, a port is cut off, and an IP literal is
- * reported as such. Only the head is read, and at most MAX_HTTP_HEAD bytes.
+ * trimmed of optional whitespace, the host ends at the first ':' outside an
+ * IP literal, and an IP literal is reported as such. Only the head is read,
+ * and at most MAX_HTTP_HEAD bytes.
  */
 
 /** Our cap on the bytes of a request head we look at. */
@@ -17,7 +18,7 @@ export const MAX_HTTP_HEAD = 8192
 const MAX_METHOD = 16
 
 export class HttpHead {
-  /** Host value [hostStart, hostEnd) in the input buffer, port removed. */
+  /** Host value [hostStart, hostEnd) in the input buffer, port removed ([v6] keeps its brackets). */
   hostStart = 0
   hostEnd = 0
   /** The Host value is an IP literal ([v6] or dotted v4), not a name. */
@@ -29,6 +30,8 @@ const LF = 0x0a
 const SP = 0x20
 const HT = 0x09
 const COLON = 0x3a
+const LBRACKET = 0x5b
+const RBRACKET = 0x5d
 
 function isTchar (c: number): boolean {
   // RFC 9110 §5.6.2 token characters, upper case letters only for methods.
@@ -72,20 +75,25 @@ function readHost (b: Buffer, p: number, q: number, out: HttpHead): Status {
   while (p < q && (b[p] === SP || b[p] === HT)) p++
   while (q > p && (b[q - 1] === SP || b[q - 1] === HT)) q--
   if (p === q) return Status.NoName
-  if (b[p] === 0x5b) { // "[" IPv6 literal (RFC 3986 §3.2.2)
-    out.ipLiteral = true
-    out.hostStart = p
-    out.hostEnd = q
-    return Status.Ok
-  }
-  // Cut ":port" (digits only).
-  let colon = q
-  for (let i = q - 1; i >= p; i--) {
-    const c = b[i] as number
-    if (c === COLON) { colon = i; break }
-    if (c < 0x30 || c > 0x39) break
-  }
+  const h = cutHost(b, p, q)
+  out.ipLiteral = b[p] === LBRACKET
   out.hostStart = p
-  out.hostEnd = colon
-  return colon > p ? Status.Ok : Status.Malformed
+  out.hostEnd = h
+  return h > p ? Status.Ok : Status.Malformed
+}
+
+/**
+ * End of the host in a Host value or authority at b[p, q): at the first ':'
+ * (`api.example.com:x` and `api.example.com:80:80` are api.example.com, as
+ * nginx's ngx_http_validate_host reads them), or after the ']' of an IP
+ * literal that opens the value (RFC 3986 §3.2.2; the rest after ']' is
+ * ignored, as by nginx). A '[' elsewhere is an ordinary byte.
+ */
+function cutHost (b: Buffer, p: number, q: number): number {
+  if (b[p] === LBRACKET) {
+    for (let i = p + 1; i < q; i++) if (b[i] === RBRACKET) return i + 1
+    return q
+  }
+  for (let i = p; i < q; i++) if (b[i] === COLON) return i
+  return q
 }
