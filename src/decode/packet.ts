@@ -18,6 +18,9 @@ const V6_AH = 51
 /** Bound on the extension-header chain, so a looping chain cannot stall us. */
 const MAX_V6_EXT_HEADERS = 8
 
+/** IPv4 fragment offset and MF bits (RFC 791 §3.1); DF (0x4000) is not a fragment. */
+const FRAG_OFFSET_MF = 0x3fff
+
 export const TCP_FIN = 0x01
 export const TCP_SYN = 0x02
 export const TCP_RST = 0x04
@@ -57,8 +60,10 @@ export class PacketView {
 
 /**
  * Decode the IP packet at buf[start, end). Returns Ok with `view` filled,
- * Unsupported for other protocols or non-first fragments, Malformed for
- * headers that contradict their lengths.
+ * Unsupported for other protocols and for fragments, Malformed for headers
+ * that contradict their lengths. A fragment is described from its IP header
+ * alone (offset, more-fragments, id, and its data in [l4Start, payloadEnd)):
+ * its transport header is read in the rebuilt packet (flow/ipfrag.ts).
  */
 export function decodeIp (buf: Buffer, start: number, end: number, view: PacketView): Status {
   view.buf = buf
@@ -93,6 +98,7 @@ function decodeV4 (buf: Buffer, start: number, end: number, view: PacketView): S
   view.proto = buf[start + 9] as number
   view.srcAddr = start + 12
   view.dstAddr = start + 16
+  if ((frag & FRAG_OFFSET_MF) !== 0) return fragment(view, start + ihl, ipEnd)
   return decodeL4(buf, start + ihl, ipEnd, view)
 }
 
@@ -130,20 +136,15 @@ function decodeV6 (buf: Buffer, start: number, end: number, view: PacketView): S
   }
   if (off > ipEnd) return Status.Malformed
   view.proto = next
+  if (view.fragOffset !== 0 || view.moreFragments) return fragment(view, off, ipEnd)
   return decodeL4(buf, off, ipEnd, view)
 }
 
 function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Status {
   view.l4Start = off
-  if (view.fragOffset !== 0) {
-    // A later fragment: no transport header; the bytes are the fragment's.
-    view.payloadStart = off
-    view.payloadEnd = end
-    return Status.Unsupported
-  }
   if (view.proto === PROTO_TCP) {
     // RFC 9293 §3.1
-    if (off + 20 > end) return view.moreFragments ? firstFragment(view, end) : Status.Malformed
+    if (off + 20 > end) return Status.Malformed
     const dataOff = ((buf[off + 12] as number) >> 4) * 4
     if (dataOff < 20 || off + dataOff > end) return Status.Malformed
     view.srcPort = u16(buf, off)
@@ -156,18 +157,14 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
   }
   if (view.proto === PROTO_UDP) {
     // RFC 768
-    if (off + 8 > end) return view.moreFragments ? firstFragment(view, end) : Status.Malformed
+    if (off + 8 > end) return Status.Malformed
     const len = u16(buf, off + 4)
     view.srcPort = u16(buf, off)
     view.dstPort = u16(buf, off + 2)
     view.payloadStart = off + 8
     if (len < 8) return Status.Malformed
-    if (view.moreFragments) {
-      view.payloadEnd = end
-    } else {
-      if (off + len > end && !view.truncated) return Status.Malformed
-      view.payloadEnd = Math.min(off + len, end)
-    }
+    if (off + len > end && !view.truncated) return Status.Malformed
+    view.payloadEnd = Math.min(off + len, end)
     return Status.Ok
   }
   view.payloadStart = off
@@ -176,10 +173,13 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
 }
 
 /**
- * A first fragment too short for its transport header: its bytes end where
- * the IP length says, never at the frame end (Ethernet pads short frames).
+ * A fragment: its data is [off, end), ending where the IP length says, never
+ * at the frame end (Ethernet pads short frames). No transport header is read
+ * here, as a first fragment may be cut anywhere (zapret ipfrag2 cuts TCP at
+ * byte 8, or inside the options).
  */
-function firstFragment (view: PacketView, end: number): Status {
+function fragment (view: PacketView, off: number, end: number): Status {
+  view.l4Start = view.payloadStart = off
   view.payloadEnd = end
   return Status.Unsupported
 }

@@ -36,8 +36,13 @@ export async function classifyFile (path: string, classifier: Classifier, log: D
     let v = view
     if (view.isFragment) {
       // Offline there is no conntrack to put fragments together: we do it.
+      // decodeIp read only the IP header of a fragment (a first fragment may
+      // be cut inside the TCP header); the transport is read once rebuilt.
       const packet = frags.add(view, p.timeMs)
-      if (packet === null || decodeIp(packet, 0, packet.length, whole) !== Status.Ok) return
+      if (packet === null) return
+      const w = decodeIp(packet, 0, packet.length, whole)
+      if (w === Status.Malformed) { stats.malformed++; return }
+      if (w !== Status.Ok) return
       v = whole
     } else if (s !== Status.Ok) {
       return

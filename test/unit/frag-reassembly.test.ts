@@ -111,3 +111,25 @@ t.test('a fragment cut short by the capture is not taken as whole', async (t) =>
   }
   t.equal(table.stats.truncated, 1)
 })
+
+t.test('a first fragment cut inside the TCP options is handed to reassembly', async (t) => {
+  // dataOff 32 (12 bytes of options), cut at byte 24: the first fragment
+  // holds a partial TCP header, which is fine for a fragment.
+  const frames = cut4(tcpSegment(httpReq, 12), 24).map(eth)
+  for (const order of [frames, [...frames].reverse()]) {
+    const r = await replay(order)
+    t.same(r.names, [HOST])
+    t.equal(r.stats.malformed, 0)
+    t.equal(r.stats.decoded, 1)
+  }
+  // Three fragments, the middle one inside the options too.
+  t.same((await replay(cut4(tcpSegment(httpReq, 12), 16, 24).map(eth))).names, [HOST])
+})
+
+t.test('a rebuilt packet whose TCP header contradicts its length is counted as malformed', async (t) => {
+  const seg = tcpSegment(Buffer.alloc(0), 12)
+  seg[12] = 0xf0 // dataOff 60 > 32 bytes
+  const r = await replay(cut4(seg, 16).map(eth))
+  t.same(r.names, [])
+  t.equal(r.stats.malformed, 1)
+})
