@@ -3,6 +3,7 @@ import { Status } from '../util/status.js'
 /**
  * HTTP/1.x request head reader: the Host header (RFC 9112 §3.2, RFC 9110 §7.2).
  *
+ *   HTTP-message = *( CRLF ) request-line ...   (leading empty lines, §2.2)
  *   request-line = method SP request-target SP HTTP-version CRLF
  *   *( field-line CRLF ) CRLF
  *
@@ -14,6 +15,13 @@ import { Status } from '../util/status.js'
 
 /** Our cap on the bytes of a request head we look at. */
 export const MAX_HTTP_HEAD = 8192
+/**
+ * CR and LF bytes we skip before the request line. RFC 9112 §2.2: a server
+ * SHOULD ignore at least one empty line there; nginx and llhttp (Node) skip
+ * any number of CR and LF bytes, Apache up to 10 empty lines. Beyond this the
+ * head is Malformed (not Unsupported): a server may still read the request.
+ */
+export const MAX_LEADING_EMPTY = 32
 /** Longest method token we accept (`OPTIONS`, `CONNECT`, WebDAV's `PROPPATCH`...). */
 const MAX_METHOD = 16
 
@@ -38,14 +46,30 @@ function isTchar (c: number): boolean {
   return (c >= 0x41 && c <= 0x5a) || c === 0x2d || c === 0x5f
 }
 
+/**
+ * Where the request line begins in buf[s, e), after leading empty lines: the
+ * first byte that is neither CR nor LF, e when the bytes end first, or -1 when
+ * more than MAX_LEADING_EMPTY such bytes come first.
+ */
+export function skipEmptyLines (buf: Buffer, s: number, e: number): number {
+  const stop = Math.min(e, s + MAX_LEADING_EMPTY)
+  let p = s
+  while (p < stop && (buf[p] === CR || buf[p] === LF)) p++
+  if (p < e && p === s + MAX_LEADING_EMPTY && (buf[p] === CR || buf[p] === LF)) return -1
+  return p
+}
+
 /** Parse a request head at buf[start, end). Ok with out filled, NoName without Host. */
 export function parseHttp (buf: Buffer, start: number, end: number, out: HttpHead): Status {
   out.ipLiteral = false
   const stop = Math.min(end, start + MAX_HTTP_HEAD)
-  let p = start
+  let p = skipEmptyLines(buf, start, end)
+  if (p < 0) return Status.Malformed
+  if (p === end) return Status.NeedMore
+  const method = p
   while (p < stop && isTchar(buf[p] as number)) p++
-  if (p === stop) return p - start > MAX_METHOD ? Status.Unsupported : Status.NeedMore
-  if (p === start || p - start > MAX_METHOD || buf[p] !== SP) return Status.Unsupported
+  if (p === stop) return p - method > MAX_METHOD ? Status.Unsupported : Status.NeedMore
+  if (p === method || p - method > MAX_METHOD || buf[p] !== SP) return Status.Unsupported
   // Skip the rest of the request line.
   while (p < stop && buf[p] !== LF) p++
   if (p === stop) return stop === end ? Status.NeedMore : Status.Malformed

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseHttp, HttpHead } from '../../src/extract/http.js'
+import { parseHttp, HttpHead, skipEmptyLines, MAX_LEADING_EMPTY } from '../../src/extract/http.js'
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status } from '../../src/util/status.js'
 
@@ -30,4 +30,20 @@ t.test('the host ends at the first colon outside an IP literal (nginx ngx_http_v
   t.equal(host('GET / HTTP/1.1\r\nHost: [::1]x:y\r\n\r\n'), 'ip [::1]', 'bytes after ] are ignored')
   t.equal(host('GET / HTTP/1.1\r\nHost: [::1\r\n\r\n'), 'ip [::1', 'unclosed literal: still no name')
   t.equal(host('GET / HTTP/1.1\r\nHost: :80\r\n\r\n'), 'status 2', 'empty host before the port')
+})
+
+t.test('empty lines before the request line are skipped (RFC 9112 §2.2; nginx, llhttp)', async (t) => {
+  t.equal(host('\r\nGET / HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'one CRLF')
+  t.equal(host('\n\n\nGET / HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'bare LFs')
+  t.equal(host('\r\r\n\rGET / HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'lone CRs, as nginx skips them')
+  const most = '\r\n'.repeat(MAX_LEADING_EMPTY / 2)
+  t.equal(host(most + 'GET / HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'MAX_LEADING_EMPTY bytes')
+  t.equal(host(most + '\nGET / HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'status 2', 'one more: malformed, not "not HTTP"')
+  t.equal(host('\r\n'), 'status 1', 'only empty lines so far: need more')
+  t.equal(host('\r\n\x16\x03\x01'), 'status 3', 'not a request after them')
+  const b = Buffer.from(most + 'GET')
+  t.equal(skipEmptyLines(b, 0, b.length), MAX_LEADING_EMPTY)
+  t.equal(skipEmptyLines(b, 0, MAX_LEADING_EMPTY), MAX_LEADING_EMPTY, 'ends inside the run: its end')
+  t.equal(skipEmptyLines(Buffer.from(most + '\r'), 0, MAX_LEADING_EMPTY + 1), -1)
+  t.equal(skipEmptyLines(b, 5, 5), 5, 'empty input')
 })
