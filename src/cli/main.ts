@@ -1,5 +1,9 @@
 import { Command, CommanderError, Option } from 'commander'
-import { readFileSync } from 'node:fs'
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { loadRuleset, DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../config/index.js'
 import { ConfigError, loadLists, VENDOR_ID } from '../config/lists.js'
 import { loadPolicy } from '../config/policy.js'
@@ -92,6 +96,48 @@ function headerText (flag: string, v: string): void {
   if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(v)) throw new UsageError(`${flag}: "${v}" has control characters or line breaks, which cannot go into a header line`)
 }
 
+/** The most `classify` copies from stdin or a pipe, 1 GiB (a file of any size is read in place). */
+export const MAX_PIPED_CAPTURE = 1 << 30
+
+/**
+ * A capture on stdin (`-`) or in a pipe (`<(…)`, a FIFO) is first copied into
+ * a private file: the format check and libpcap read by position, which a pipe
+ * cannot do. The copy lives in a directory made by mkdtemp (mode 0700) under
+ * $TMPDIR and is removed by `done`.
+ */
+async function seekableCapture (file: string): Promise<{ path: string, done: () => void }> {
+  let piped = file === '-'
+  if (!piped) {
+    try {
+      const st = statSync(file)
+      piped = st.isFIFO()
+    } catch {
+      // Missing or unreadable: the capture reader says so, with its own words.
+    }
+  }
+  if (!piped) return { path: file, done: () => {} }
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-classify-'))
+  const done = (): void => { rmSync(dir, { recursive: true, force: true }) }
+  const path = join(dir, 'capture')
+  let bytes = 0
+  const limit = new Transform({
+    transform (chunk: Buffer, _enc, next) {
+      bytes += chunk.length
+      if (bytes > MAX_PIPED_CAPTURE) next(new CaptureError('EFBIG', `${file}: more than 1 GiB from a pipe; write the capture to a file and classify that`))
+      else next(null, chunk)
+    },
+  })
+  try {
+    await pipeline(file === '-' ? process.stdin : createReadStream(file), limit, createWriteStream(path, { flags: 'wx', mode: 0o600 }))
+  } catch (err) {
+    done()
+    if (err instanceof CaptureError) throw err
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO'
+    throw new CaptureError(code, `${file}: cannot read: ${code}`)
+  }
+  return { path, done }
+}
+
 function rulesOptions (cmd: Command): Command {
   return cmd
     .addOption(new Option('--rules <dir>', 'directory of vendor lists (*.txt)').default(DEFAULT_RULES_DIR, 'the shipped rules/vendors'))
@@ -116,7 +162,7 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
 
   rulesOptions(program.command('classify')
     .description('replay a capture file (pcap or pcapng) through the classifier; one JSON decision line per name seen, on stdout')
-    .argument('<file>', 'capture file')
+    .argument('<file>', 'capture file; - (stdin) or a pipe is first copied to a private temporary file (at most 1 GiB)')
     .addOption(cacheSizeOption('decision cache entries'))
     .option('-q, --quiet', 'no summary on stderr'))
     .action(async (file: string, opts: { rules: string, policy: string, cacheSize: number, quiet?: boolean }) => {
@@ -126,8 +172,9 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
       sink.onError = (e) => { throw new OutputClosed(e.code) }
       const log = new DecisionLog(sink)
       const t0 = process.hrtime.bigint()
+      const input = await seekableCapture(file)
       try {
-        const s = await classifyFile(file, classifier, log)
+        const s = await classifyFile(input.path, classifier, log)
         sink.flush()
         const secs = Number(process.hrtime.bigint() - t0) / 1e9
         if (opts.quiet !== true) {
@@ -139,9 +186,13 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
           // A capture cut off by a killed tcpdump is the usual case: the
           // decisions made before the bad record still go out, then the error.
           flushKeeping(sink)
+          // Messages name the file as given, not the private copy.
+          if (err instanceof CaptureError && input.path !== file) throw new CaptureError(err.code, err.message.replaceAll(input.path, file))
           throw err
         }
         if (err.code !== 'EPIPE') throw new CaptureError(err.code, `cannot write to stdout (${err.code})`)
+      } finally {
+        input.done()
       }
     })
 
