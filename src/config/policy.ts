@@ -47,7 +47,8 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
     const off = node?.range?.[0] ?? 0
     return `${file}:${lc.linePos(off).line}`
   }
-  for (const e of doc.errors) problems.push(`${file}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]}`)
+  // With prettyErrors off the errors carry no linePos, only the offset.
+  for (const e of doc.errors) problems.push(`${file}:${lc.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`)
   if (problems.length > 0) throw new ConfigError(problems)
   const root = doc.contents
   if (!isMap(root)) throw new ConfigError([`${file}:1: the policy must be a mapping with "default", "vendors", "categories", "allow", "networks"`])

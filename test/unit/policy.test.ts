@@ -83,3 +83,8 @@ t.test('a policy file that starts with a UTF-8 byte order mark reads as without 
   t.equal(parsePolicy('\ufeffdefault: block\n', 'p.yaml', known).default, 'block')
   t.same(problems('\ufeffdefault: nope\n'), ['p.yaml:1: default: "nope" is not an action (allow, monitor, block, reject)'], 'lines count as in the editor')
 })
+
+t.test('a YAML error is reported at its own line', async (t) => {
+  t.same(problems('default: allow\ndefault: block\n'), ['p.yaml:2: Map keys must be unique'])
+  t.same(problems('vendors:\n  openai: allow\n  anthropic: block\n  openai: block\n'), ['p.yaml:4: Map keys must be unique'])
+})
