@@ -15,6 +15,8 @@ const V6_ROUTING = 43
 const V6_FRAGMENT = 44
 const V6_DEST_OPTS = 60
 const V6_AH = 51
+/** Fragment Offset and M bits of the Fragment header (RFC 8200 §4.5); both 0 = atomic fragment. */
+const V6_FRAG_OFFSET_M = 0xfff9
 /** Bound on the extension-header chain, so a looping chain cannot stall us. */
 const MAX_V6_EXT_HEADERS = 8
 
@@ -121,11 +123,17 @@ function decodeV6 (buf: Buffer, start: number, end: number, view: PacketView): S
     if (off + 8 > ipEnd) return Status.Malformed
     let len: number
     if (next === V6_FRAGMENT) {
-      len = 8
       const fo = u16(buf, off + 2)
-      view.fragOffset = fo & 0xfff8
-      view.moreFragments = (fo & 1) !== 0
-      view.ipId = u32(buf, off + 4)
+      if ((fo & V6_FRAG_OFFSET_M) !== 0) {
+        view.fragOffset = fo & 0xfff8
+        view.moreFragments = (fo & 1) !== 0
+        view.ipId = u32(buf, off + 4)
+        view.proto = buf[off] as number
+        // RFC 8200 §4.5: the headers after the Fragment header are part of
+        // the fragmentable part, read in the rebuilt packet.
+        return fragment(view, off + 8, ipEnd)
+      }
+      len = 8 // RFC 6946: an atomic fragment is a whole packet; read on
     } else if (next === V6_AH) {
       len = ((buf[off + 1] as number) + 2) * 4 // RFC 4302 §2.2: in 4-octet units, minus 2
     } else {
@@ -136,7 +144,6 @@ function decodeV6 (buf: Buffer, start: number, end: number, view: PacketView): S
   }
   if (off > ipEnd) return Status.Malformed
   view.proto = next
-  if (view.fragOffset !== 0 || view.moreFragments) return fragment(view, off, ipEnd)
   return decodeL4(buf, off, ipEnd, view)
 }
 

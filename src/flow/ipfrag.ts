@@ -25,6 +25,8 @@ class Datagram {
   readonly have = new Uint8Array(MAX_DATAGRAM / 8 + 1)
   /** Total length of the payload, known once the last fragment (no MF) arrives; -1 before. */
   total = -1
+  /** Protocol (v6: Next Header of the first fragment's Fragment header). */
+  proto = 0
   constructor (key: string, now: number) { this.key = key; this.lastSeen = now }
 }
 
@@ -32,6 +34,11 @@ export class FragStats {
   datagrams = 0; completed = 0; evicted = 0; expired = 0; overlapsDisagree = 0; oversized = 0
   /** Fragments the capture cut short of their IP length: their data is not all there. */
   truncated = 0
+  /**
+   * First IPv6 fragments without every header through the upper-layer one,
+   * dropped as Linux drops them (RFC 8200 §4.5; ipv6frag_thdr_truncated).
+   */
+  headersCut = 0
 }
 
 export class FragTable {
@@ -55,8 +62,16 @@ export class FragTable {
   add (view: PacketView, now: number): Buffer | null {
     if (view.truncated) { this.stats.truncated++; return null }
     const b = view.buf
-    const alen = view.ipVersion === 4 ? 4 : 16
-    const key = String.fromCharCode(view.ipVersion, view.proto) + b.toString('latin1', view.srcAddr, view.srcAddr + alen) +
+    const v4 = view.ipVersion === 4
+    const alen = v4 ? 4 : 16
+    if (!v4 && view.fragOffset === 0 && v6UpperHeaderCut(b, view.payloadStart, view.payloadEnd, view.proto)) {
+      this.stats.headersCut++
+      return null
+    }
+    // RFC 791 §3.2: source, destination, protocol, identification. RFC 8200
+    // §4.5: source, destination, identification (the Next Header of later
+    // fragments may differ; the first fragment's is used).
+    const key = String.fromCharCode(view.ipVersion, v4 ? view.proto : 0) + b.toString('latin1', view.srcAddr, view.srcAddr + alen) +
       b.toString('latin1', view.dstAddr, view.dstAddr + alen) + String(view.ipId)
     let d = this.#map.get(key)
     if (d !== undefined && now - d.lastSeen > this.#ttl) { this.#map.delete(key); this.stats.expired++; d = undefined }
@@ -77,7 +92,7 @@ export class FragTable {
     const off = view.fragOffset
     const len = to - from
     if (off + len > MAX_DATAGRAM - 60) { this.#map.delete(key); this.stats.oversized++; return null }
-    if (off === 0) d.header = ipHeader(view)
+    if (off === 0) { d.header = ipHeader(view); d.proto = view.proto }
     if (!view.moreFragments) d.total = off + len
     if (off + len > d.data.length) {
       const grown = Buffer.alloc(Math.min(MAX_DATAGRAM, Math.max(d.data.length * 2, off + len)))
@@ -99,8 +114,47 @@ export class FragTable {
     for (let blk = 0; blk < Math.ceil(d.total / 8); blk++) if (d.have[blk] !== 1) return null
     this.#map.delete(key)
     this.stats.completed++
-    return assemble(d.header, view.ipVersion, view.proto, d.data, d.total)
+    return assemble(d.header, view.ipVersion, d.proto, d.data, d.total)
   }
+}
+
+const V6_HOP_BY_HOP = 0
+const V6_ROUTING = 43
+const V6_FRAGMENT = 44
+const V6_AH = 51
+const V6_NO_NEXT = 59
+const V6_DEST_OPTS = 60
+/** Minimum upper-layer header Linux wants in a first fragment: TCP, UDP, ICMPv6 (RFC 9293, 768, 4443); others 1 byte. */
+const PROTO_TCP = 6
+const PROTO_UDP = 17
+const PROTO_ICMPV6 = 58
+
+/**
+ * Whether the first IPv6 fragment's data [off, end), whose first header is
+ * `next`, stops before the end of its upper-layer header (RFC 8200 §4.5:
+ * "should be discarded"). Follows Linux (ipv6frag_thdr_truncated over
+ * ipv6_skip_exthdr): a chain it cannot walk is not judged cut. Each step
+ * advances by at least 8 bytes.
+ */
+function v6UpperHeaderCut (b: Buffer, off: number, end: number, next: number): boolean {
+  while (next === V6_HOP_BY_HOP || next === V6_ROUTING || next === V6_FRAGMENT ||
+         next === V6_AH || next === V6_DEST_OPTS) {
+    if (off + 2 > end) return false
+    let len: number
+    if (next === V6_FRAGMENT) {
+      if (off + 4 > end || (b.readUInt16BE(off + 2) & 0xfff8) !== 0) return false
+      len = 8
+    } else if (next === V6_AH) {
+      len = ((b[off + 1] as number) + 2) * 4 // RFC 4302 §2.2
+    } else {
+      len = ((b[off + 1] as number) + 1) * 8
+    }
+    next = b[off] as number
+    off += len
+  }
+  if (next === V6_NO_NEXT) return false
+  const need = next === PROTO_TCP ? 20 : next === PROTO_UDP ? 8 : next === PROTO_ICMPV6 ? 8 : 1
+  return off + need > end
 }
 
 /** The header to put in front of the reassembled payload (v6: the fixed header only). */

@@ -133,3 +133,72 @@ t.test('a rebuilt packet whose TCP header contradicts its length is counted as m
   t.same(r.names, [])
   t.equal(r.stats.malformed, 1)
 })
+
+/**
+ * An IPv6 fragment of datagram 99: fixed header, Fragment header whose Next
+ * Header is `next`, then `data` at byte `off` of the fragmentable part.
+ */
+function frag6 (data: Buffer, off: number, more: boolean, next: number, id = 99): Buffer {
+  const b = Buffer.alloc(48 + data.length)
+  b[0] = 0x60; b.writeUInt16BE(8 + data.length, 4); b[6] = 44; b[7] = 64
+  b[8] = 0x20; b[9] = 0x01; b[23] = 1 // 2001::1
+  b[24] = 0x20; b[25] = 0x01; b[39] = 2 // 2001::2
+  b[40] = next; b.writeUInt16BE(off | (more ? 1 : 0), 42); b.writeUInt32BE(id, 44)
+  data.copy(b, 48)
+  return b
+}
+
+function cut6 (part: Buffer, next: number, ...at: number[]): Buffer[] {
+  const edges = [0, ...at, part.length]
+  const out: Buffer[] = []
+  for (let i = 0; i + 1 < edges.length; i++) {
+    out.push(frag6(part.subarray(edges[i], edges[i + 1]), edges[i] as number, i + 2 < edges.length, next))
+  }
+  return out
+}
+
+/** Destination Options (RFC 8200 §4.6) of 8 bytes, then TCP: one PadN option. */
+const DEST_OPTS = Buffer.from([6, 0, 1, 4, 0, 0, 0, 0])
+
+t.test('IPv6: headers after the Fragment header belong to the fragmentable part', async (t) => {
+  // RFC 8200 §4.5: Destination Options after the Fragment header travel in
+  // the fragments; the rebuilt packet is read from them.
+  const part = Buffer.concat([DEST_OPTS, tcpSegment(httpReq)])
+  for (const at of [[32], [32, 48], [40, 64, 96]]) {
+    const frames = cut6(part, 60, ...at).map(eth)
+    for (const order of [frames, [...frames].reverse()]) {
+      const r = await replay(order)
+      t.same(r.names, [HOST], `cut at ${at.join(',')}`)
+      t.equal(r.stats.malformed, 0)
+    }
+  }
+  // Without extension headers after it, the same.
+  t.same((await replay(cut6(tcpSegment(httpReq), 6, 24).map(eth))).names, [HOST])
+  // Later fragments may carry another Next Header: the first fragment's counts.
+  const frames = cut6(part, 60, 32)
+  frames[1]![40] = 6
+  t.same((await replay(frames.map(eth))).names, [HOST])
+})
+
+t.test('IPv6: an atomic fragment (offset 0, no M) is read as a whole packet', async (t) => {
+  // RFC 6946 §4
+  const r = await replay(cut6(Buffer.concat([DEST_OPTS, tcpSegment(httpReq)]), 60).map(eth))
+  t.same(r.names, [HOST])
+})
+
+t.test('IPv6: a first fragment cut before the end of the TCP header is dropped, as Linux drops it', async (t) => {
+  // RFC 8200 §4.5: the first fragment must hold every header through the
+  // upper-layer header; Linux discards it (ipv6frag_thdr_truncated).
+  const part = Buffer.concat([DEST_OPTS, tcpSegment(httpReq)])
+  for (const at of [8, 16, 24]) t.same((await replay(cut6(part, 60, at, 48).map(eth))).names, [], `cut at ${at}`)
+  const table = new FragTable()
+  const view = new PacketView()
+  for (const f of cut6(part, 60, 24)) {
+    decodeIp(f, 0, f.length, view)
+    t.equal(table.add(view, 1), null)
+  }
+  t.equal(table.stats.headersCut, 1)
+  t.equal(table.size, 1, 'the later fragment waits for a whole first fragment')
+  // The whole TCP header but only part of its options: kept (Linux checks 20 bytes).
+  t.same((await replay(cut6(Buffer.concat([DEST_OPTS, tcpSegment(httpReq, 12)]), 60, 32).map(eth))).names, [HOST])
+})
