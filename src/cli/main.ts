@@ -319,8 +319,21 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
   rulesOptions(rules.command('lint')
     .description('validate vendor lists (headers, syntax, order, duplicates) and the policy, with file:line errors'))
     .action((opts: { rules: string, policy: string }) => {
-      const lists = loadLists(opts.rules, true)
-      loadPolicy(opts.policy, { vendors: new Set(lists.map((l) => l.vendor)), categories: new Set(lists.map((l) => l.category)) })
+      // Both are checked, so one run shows every problem; without valid lists
+      // the policy's vendor and category names cannot be checked against them.
+      const problems: string[] = []
+      const collect = <T>(f: () => T): T | null => {
+        try {
+          return f()
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err
+          problems.push(...err.problems)
+          return null
+        }
+      }
+      const lists = collect(() => loadLists(opts.rules, true))
+      collect(() => loadPolicy(opts.policy, lists === null ? undefined : { vendors: new Set(lists.map((l) => l.vendor)), categories: new Set(lists.map((l) => l.category)) }))
+      if (lists === null || problems.length > 0) throw new ConfigError(problems)
       const entries = lists.reduce((n, l) => n + l.entries.length, 0)
       process.stdout.write(`ok: ${lists.length} vendor lists, ${entries} entries, policy ${opts.policy}\n`)
     })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildProgram, main, MAX_CACHE_SIZE } from '../../src/cli/main.js'
@@ -86,4 +86,21 @@ t.test('rules import: --vendor and --category are ids, and no header text can st
   const r = await aigate('rules', 'import', '--format', 'plain', '--vendor', 'acme', odd)
   t.match(r.stdout, /^# source: .*new\\u000aline\.txt \(imported as plain\)$/m, 'a file name is escaped into the default source')
   t.equal(r.stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n'), 'acme.example\n')
+})
+
+t.test('rules lint reports the problems of the lists and of the policy in one run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-cli-lint-'))
+  mkdirSync(join(dir, 'rules'))
+  writeFileSync(join(dir, 'rules', 'acme.txt'), '# vendor: acme\n# title: Acme\n# category: ai\n# source: test\nb.example\na.example\n')
+  writeFileSync(join(dir, 'policy.yaml'), 'default: allow\nvendors: {acme: nope}\n')
+  const r = await aigate('rules', 'lint', '--rules', join(dir, 'rules'), '--policy', join(dir, 'policy.yaml'))
+  t.equal(r.status, 1)
+  t.equal(r.stderr, `aigate: ${join(dir, 'rules', 'acme.txt')}:6: not sorted: "a.example" after "b.example"\n` +
+    `aigate: ${join(dir, 'policy.yaml')}:2: vendors.acme: "nope" is not an action (allow, monitor, block, reject)\n`)
+  t.equal(r.stdout, '')
+  writeFileSync(join(dir, 'rules', 'acme.txt'), '# vendor: acme\n# title: Acme\n# category: ai\n# source: test\na.example\nb.example\n')
+  writeFileSync(join(dir, 'policy.yaml'), 'default: allow\nvendors: {acme: block}\n')
+  const ok = await aigate('rules', 'lint', '--rules', join(dir, 'rules'), '--policy', join(dir, 'policy.yaml'))
+  t.equal(ok.status, 0, ok.stderr)
+  t.equal(ok.stdout, `ok: 1 vendor lists, 2 entries, policy ${join(dir, 'policy.yaml')}\n`)
 })
