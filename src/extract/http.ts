@@ -1,7 +1,8 @@
 import { Status } from '../util/status.js'
 
 /**
- * HTTP/1.x request head reader: the Host header (RFC 9112 §3.2, RFC 9110 §7.2).
+ * HTTP/1.x request head reader: the authority of the request target and the
+ * Host header (RFC 9112 §3.2, RFC 9110 §7.2).
  *
  *   HTTP-message = *( CRLF ) request-line ...   (leading empty lines, §2.2)
  *   request-line = method SP request-target SP HTTP-version CRLF
@@ -24,12 +25,33 @@ export const MAX_HTTP_HEAD = 8192
 export const MAX_LEADING_EMPTY = 32
 /** Longest method token we accept (`OPTIONS`, `CONNECT`, WebDAV's `PROPPATCH`...). */
 const MAX_METHOD = 16
+/** Longest URI scheme we look at before "://" (IANA's longest registered ones are under 32). */
+const MAX_SCHEME = 32
 
+/**
+ * Most hosts one head reports: the request target's authority (read two ways
+ * when it holds a '\', see readTarget) and the Host header.
+ */
+export const MAX_HTTP_NAMES = 3
+
+/**
+ * What a request head names. A server that follows RFC 9112 §3.2.2 (nginx,
+ * Go, Apache) acts on the authority of an absolute-form or CONNECT target
+ * and ignores Host; a lenient one, or an application reading the Host
+ * header, acts on Host. When they differ both are reported, so a filter can
+ * apply the stricter decision; equal ones (case, one trailing dot aside) are
+ * reported once.
+ */
 export class HttpHead {
-  /** Host value [hostStart, hostEnd) in the input buffer, port removed ([v6] keeps its brackets). */
+  /** Distinct hosts found, target first, then Host (meaningful when the status is Ok). */
+  count = 0
+  /** Host i is buf[starts[i], ends[i]) of the input buffer: userinfo and port removed, [v6] with its brackets. */
+  readonly starts = new Int32Array(MAX_HTTP_NAMES)
+  readonly ends = new Int32Array(MAX_HTTP_NAMES)
+  /** Host 0 [hostStart, hostEnd): what an RFC 9112 server acts on. */
   hostStart = 0
   hostEnd = 0
-  /** The Host value is an IP literal ([v6] or dotted v4), not a name. */
+  /** Host 0 is a bracketed IP literal, not a name (a host i is one when buf[starts[i]] is '['). */
   ipLiteral = false
 }
 
@@ -40,6 +62,12 @@ const HT = 0x09
 const COLON = 0x3a
 const LBRACKET = 0x5b
 const RBRACKET = 0x5d
+const SLASH = 0x2f
+const BACKSLASH = 0x5c
+const QUESTION = 0x3f
+const HASH = 0x23
+const AT = 0x40
+const DOT = 0x2e
 
 function isTchar (c: number): boolean {
   // RFC 9110 §5.6.2 token characters, upper case letters only for methods.
@@ -59,8 +87,13 @@ export function skipEmptyLines (buf: Buffer, s: number, e: number): number {
   return p
 }
 
-/** Parse a request head at buf[start, end). Ok with out filled, NoName without Host. */
+/**
+ * Parse a request head at buf[start, end). Ok with out filled (out.count >= 1),
+ * NoName when neither the target nor a Host names a host, Malformed when a
+ * Host's host part is empty (`Host: :80`) and nothing else names one.
+ */
 export function parseHttp (buf: Buffer, start: number, end: number, out: HttpHead): Status {
+  out.count = 0
   out.ipLiteral = false
   const stop = Math.min(end, start + MAX_HTTP_HEAD)
   let p = skipEmptyLines(buf, start, end)
@@ -70,6 +103,10 @@ export function parseHttp (buf: Buffer, start: number, end: number, out: HttpHea
   while (p < stop && isTchar(buf[p] as number)) p++
   if (p === stop) return p - method > MAX_METHOD ? Status.Unsupported : Status.NeedMore
   if (p === method || p - method > MAX_METHOD || buf[p] !== SP) return Status.Unsupported
+  const connect = p - method === 7 && isConnect(buf, method)
+  // More than one SP or HT before the target: nginx and lenient Apache accept it (GoodbyeDPI -a).
+  while (p < stop && (buf[p] === SP || buf[p] === HT)) p++
+  readTarget(buf, p, stop, connect, out)
   // Skip the rest of the request line.
   while (p < stop && buf[p] !== LF) p++
   if (p === stop) return stop === end ? Status.NeedMore : Status.Malformed
@@ -78,15 +115,24 @@ export function parseHttp (buf: Buffer, start: number, end: number, out: HttpHea
   for (;;) {
     if (p >= stop) return stop === end ? Status.NeedMore : Status.Malformed
     const c = buf[p] as number
-    if (c === LF || (c === CR && p + 1 < stop && buf[p + 1] === LF)) return Status.NoName
+    if (c === LF || (c === CR && p + 1 < stop && buf[p + 1] === LF)) return finish(buf, out, Status.NoName)
     let lineEnd = p
     while (lineEnd < stop && buf[lineEnd] !== LF) lineEnd++
     if (lineEnd === stop) return stop === end ? Status.NeedMore : Status.Malformed
     if (lineEnd - p >= 5 && isHostName(buf, p) && buf[p + 4] === COLON) {
-      return readHost(buf, p + 5, lineEnd, out)
+      return finish(buf, out, readHost(buf, p + 5, lineEnd, out))
     }
     p = lineEnd + 1
   }
+}
+
+/** Ok when some host was found (host 0 mirrored in hostStart/hostEnd/ipLiteral), else `none`. */
+function finish (b: Buffer, out: HttpHead, none: Status): Status {
+  if (out.count === 0) return none
+  out.hostStart = out.starts[0] as number
+  out.hostEnd = out.ends[0] as number
+  out.ipLiteral = b[out.hostStart] === LBRACKET
+  return Status.Ok
 }
 
 function isHostName (b: Buffer, p: number): boolean {
@@ -94,15 +140,87 @@ function isHostName (b: Buffer, p: number): boolean {
     ((b[p + 2] as number) | 0x20) === 0x73 && ((b[p + 3] as number) | 0x20) === 0x74
 }
 
+/** `CONNECT` (methods are case-sensitive, RFC 9110 §9.1). */
+function isConnect (b: Buffer, p: number): boolean {
+  return b[p] === 0x43 && b[p + 1] === 0x4f && b[p + 2] === 0x4e && b[p + 3] === 0x4e &&
+    b[p + 4] === 0x45 && b[p + 5] === 0x43 && b[p + 6] === 0x54
+}
+
+function isAlpha (c: number): boolean {
+  c |= 0x20
+  return c >= 0x61 && c <= 0x7a
+}
+
+/**
+ * The authority of the request target at b[p, stop), if it has one
+ * (RFC 9112 §3.2.2, §3.2.3):
+ *
+ *   absolute-form  = scheme "://" authority path-abempty [ "?" query ]
+ *   authority-form = uri-host ":" port                     (CONNECT only)
+ *   authority      = [ userinfo "@" ] host [ ":" port ]
+ *
+ * Any scheme (RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ))
+ * counts, in any case: nginx, Go and Apache take the host of `ftp://h/` as
+ * well. The authority ends at '/', '?', '#' or white space; the userinfo ends
+ * at its last '@' (Go, Apache, WHATWG). A '\' in it is read both ways: up to
+ * the '\' as WHATWG URL parsers do (`new URL()` in a Node proxy), and past it
+ * as Go and Apache do. origin-form ('/') and asterisk-form ('*') name nothing.
+ */
+function readTarget (b: Buffer, p: number, stop: number, connect: boolean, out: HttpHead): void {
+  let a = p
+  if (p < stop && isAlpha(b[p] as number)) {
+    let i = p + 1
+    while (i < stop && i - p < MAX_SCHEME) {
+      const c = b[i] as number
+      if (!(isAlpha(c) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e)) break
+      i++
+    }
+    if (i + 2 < stop && b[i] === COLON && b[i + 1] === SLASH && b[i + 2] === SLASH) a = i + 3
+  }
+  if (a === p && !connect) return
+  let z = a
+  let backslash = -1
+  for (; z < stop; z++) {
+    const c = b[z] as number
+    if (c === SLASH || c === QUESTION || c === HASH || c === SP || c === HT || c === CR || c === LF) break
+    if (c === BACKSLASH && backslash < 0) backslash = z
+  }
+  addAuthority(b, a, z, out)
+  if (backslash >= 0) addAuthority(b, a, backslash, out)
+}
+
+/** The host of authority b[a, z): after the last '@', up to the port. */
+function addAuthority (b: Buffer, a: number, z: number, out: HttpHead): void {
+  for (let i = z - 1; i >= a; i--) if (b[i] === AT) { a = i + 1; break }
+  add(b, a, cutHost(b, a, z), out)
+}
+
+/** Record host b[p, q) unless empty, already recorded (case-insensitive, one trailing dot aside), or no slot is left. */
+function add (b: Buffer, p: number, q: number, out: HttpHead): void {
+  if (q <= p || out.count >= MAX_HTTP_NAMES) return
+  const qq = b[q - 1] === DOT ? q - 1 : q
+  for (let k = 0; k < out.count; k++) {
+    const s = out.starts[k] as number
+    let e = out.ends[k] as number
+    if (b[e - 1] === DOT) e--
+    if (e - s !== qq - p) continue
+    let i = 0
+    while (i < qq - p && ((b[s + i] as number) | 0x20) === ((b[p + i] as number) | 0x20)) i++
+    if (i === qq - p) return
+  }
+  out.starts[out.count] = p
+  out.ends[out.count] = q
+  out.count++
+}
+
+/** A Host field value b[p, q) (CR included): NoName when empty, Malformed when the host part is. */
 function readHost (b: Buffer, p: number, q: number, out: HttpHead): Status {
   if (q > p && b[q - 1] === CR) q--
   while (p < q && (b[p] === SP || b[p] === HT)) p++
   while (q > p && (b[q - 1] === SP || b[q - 1] === HT)) q--
   if (p === q) return Status.NoName
   const h = cutHost(b, p, q)
-  out.ipLiteral = b[p] === LBRACKET
-  out.hostStart = p
-  out.hostEnd = h
+  add(b, p, h, out)
   return h > p ? Status.Ok : Status.Malformed
 }
 

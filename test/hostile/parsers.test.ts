@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { parseTls, TlsHello } from '../../src/extract/tls.js'
 import { parseDns, parseDnsTcp, DnsQuery } from '../../src/extract/dns.js'
-import { parseHttp, HttpHead } from '../../src/extract/http.js'
+import { parseHttp, HttpHead, MAX_HTTP_NAMES } from '../../src/extract/http.js'
 import { decodeIp, PacketView } from '../../src/decode/packet.js'
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status } from '../../src/util/status.js'
@@ -49,6 +49,12 @@ function runAll (t: Test, bytes: Uint8Array, label: string): void {
   st = parseHttp(b, s, e, http)
   if (!STATUSES.has(st)) t.fail(`${label}: http status ${st}`)
   if (st === Status.Ok && (http.hostStart < s || http.hostEnd > e)) t.fail(`${label}: http host out of bounds`)
+  if (st === Status.Ok && (http.count < 1 || http.count > MAX_HTTP_NAMES)) t.fail(`${label}: http count ${http.count}`)
+  for (let i = 0; st === Status.Ok && i < http.count; i++) {
+    const hs = http.starts[i] as number
+    const he = http.ends[i] as number
+    if (hs < s || he > e || he <= hs) t.fail(`${label}: http host ${i} [${hs},${he}) outside [${s},${e})`)
+  }
   st = decodeIp(b, s, e, view)
   if (!STATUSES.has(st)) t.fail(`${label}: ip status ${st}`)
   if (st === Status.Ok && (view.payloadStart < s || view.payloadEnd > e || view.payloadStart > view.payloadEnd)) {
@@ -56,7 +62,15 @@ function runAll (t: Test, bytes: Uint8Array, label: string): void {
   }
 }
 
-const seeds: Array<[string, Buffer]> = [...payloads('tls'), ...payloads('dns'), ...payloads('http')]
+/** Built HTTP heads of the evasion cases (test/unit/http-evasion.test.ts): target, CONNECT, leading empty lines, odd ports, two Hosts. */
+const httpBuilt: Array<[string, Buffer]> = [
+  'GET http://u:p@api.openai.com:8080/x HTTP/1.1\r\nHost: example.org\r\n\r\n',
+  'GET http://e.example\\@[::1]:1/ HTTP/1.1\r\nHost: [::2]\r\n\r\n',
+  'CONNECT api.openai.com:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n',
+  '\r\n\nGET / HTTP/1.1\r\nHost: api.openai.com:80:80\r\nHost: example.org\r\n\r\n',
+].map((h, i) => [`http-built#${i}`, Buffer.from(h, 'latin1')])
+
+const seeds: Array<[string, Buffer]> = [...payloads('tls'), ...payloads('dns'), ...payloads('http'), ...httpBuilt]
 
 t.test('real payloads truncated at every offset', async (t) => {
   t.ok(seeds.length >= 10, `fixtures present (${seeds.length})`)

@@ -21,6 +21,22 @@ function host (s: string): string {
   return readName(b, h.hostStart, h.hostEnd, nameOut) ? nameOut.name : `!${nameOut.error}`
 }
 
+/** Every host a head reports, in order, joined by ' ' (same forms as host()). */
+function hosts (s: string): string {
+  const b = Buffer.from(s, 'latin1')
+  const st = parseHttp(b, 0, b.length, h)
+  if (st !== Status.Ok) return `status ${st}`
+  const r: string[] = []
+  for (let i = 0; i < h.count; i++) {
+    const p = h.starts[i] as number
+    const q = h.ends[i] as number
+    if (p < 0 || q > b.length || q <= p) r.push('!bounds')
+    else if (b[p] === 0x5b) r.push('ip ' + b.toString('latin1', p, q))
+    else r.push(readName(b, p, q, nameOut) ? nameOut.name : `!${nameOut.error}`)
+  }
+  return r.join(' ')
+}
+
 t.test('the host ends at the first colon outside an IP literal (nginx ngx_http_validate_host)', async (t) => {
   t.equal(host('GET / HTTP/1.1\r\nHost: api.openai.com:x\r\n\r\n'), 'api.openai.com', 'port that is not digits')
   t.equal(host('GET / HTTP/1.1\r\nHost: api.openai.com:80:80\r\n\r\n'), 'api.openai.com', 'two ports')
@@ -46,4 +62,41 @@ t.test('empty lines before the request line are skipped (RFC 9112 §2.2; nginx, 
   t.equal(skipEmptyLines(b, 0, MAX_LEADING_EMPTY), MAX_LEADING_EMPTY, 'ends inside the run: its end')
   t.equal(skipEmptyLines(Buffer.from(most + '\r'), 0, MAX_LEADING_EMPTY + 1), -1)
   t.equal(skipEmptyLines(b, 5, 5), 5, 'empty input')
+})
+
+t.test('the authority of an absolute-form target is read, and Host too when it differs (RFC 9112 §3.2.2)', async (t) => {
+  t.equal(hosts('GET http://api.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'the reviewer\'s case: target first (what nginx uses), then Host')
+  t.equal(host('GET http://api.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com', 'host 0 is the target')
+  t.equal(hosts('GET https://api.openai.com/v1 HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'https')
+  t.equal(hosts('GET HtTp://API.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'scheme in any case')
+  t.equal(hosts('GET ftp://api.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'any scheme: nginx and Go take its host too')
+  t.equal(hosts('GET http://user:pw@api.openai.com:8080/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'userinfo and port removed')
+  t.equal(hosts('GET http://a@b@api.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'userinfo ends at the last @ (Go, WHATWG)')
+  t.equal(hosts('GET http://api.openai.com:x:y/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'odd port cut at the first colon')
+  t.equal(hosts('GET http://api.openai.com?x HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'authority ends at ?')
+  t.equal(hosts('GET http://api.openai.com#x HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'authority ends at #')
+  t.equal(hosts('GET http://api.openai.com HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'no path')
+  t.equal(hosts('GET  \thttp://api.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'api.openai.com example.org', 'extra white space after the method')
+  t.equal(hosts('GET http://[2001:db8::1]:80/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'ip [2001:db8::1] example.org', 'IPv6 literal target')
+  t.equal(hosts('GET http://evil.example\\@api.openai.com/ HTTP/1.1\r\nHost: x.example\r\n\r\n'), 'api.openai.com evil.example x.example', 'backslash: Go/Apache and WHATWG readings')
+  t.equal(hosts('GET http://api.openai.com/ HTTP/1.1\r\nHost: API.OpenAI.com.:80\r\n\r\n'), 'api.openai.com', 'same host in Host: reported once')
+  t.equal(hosts('GET http://api.openai.com/ HTTP/1.1\r\nAccept: */*\r\n\r\n'), 'api.openai.com', 'no Host at all')
+  t.equal(hosts('GET http://api.openai.com/ HTTP/1.1\r\nHost:\r\n\r\n'), 'api.openai.com', 'empty Host')
+  t.equal(hosts('GET http://api.openai.com/ HTTP/1.1\r\nHost: :80\r\n\r\n'), 'api.openai.com', 'Host without a host part')
+  t.equal(hosts('GET http:///x HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'empty authority: Host (Go falls back to it)')
+  t.equal(hosts('GET http://user@:80/ HTTP/1.1\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'authority without a host')
+  t.equal(hosts('GET //api.openai.com/ HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'example.org', 'origin-form path, not an authority (Go, nginx)')
+  t.equal(hosts('GET api.openai.com:443 HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'example.org', 'authority-form only with CONNECT')
+  t.equal(hosts('OPTIONS * HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'example.org', 'asterisk-form')
+  t.equal(hosts('GET http://api.openai.com/'), 'status 1', 'request line not finished')
+  t.equal(hosts('GET http://api.openai.com/ HTTP/1.1\r\nAccept: */*\r\n'), 'status 1', 'head not finished')
+})
+
+t.test('CONNECT reports its authority-form target (RFC 9112 §3.2.3)', async (t) => {
+  t.equal(hosts('CONNECT api.openai.com:443 HTTP/1.1\r\n\r\n'), 'api.openai.com', 'no Host')
+  t.equal(hosts('CONNECT api.openai.com:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n'), 'api.openai.com example.org', 'Host differs')
+  t.equal(hosts('CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n\r\n'), 'api.openai.com', 'Host the same')
+  t.equal(hosts('CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n'), 'ip [::1]')
+  t.equal(hosts('connect api.openai.com:443 HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'status 3', 'methods are case-sensitive')
+  t.equal(hosts('CONNECTX api.openai.com:443 HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'example.org', 'another method')
 })
