@@ -30,20 +30,25 @@ const MAX_SCHEME = 32
 
 /**
  * Most hosts one head reports: the request target's authority (read two ways
- * when it holds a '\', see readTarget) and the Host header.
+ * when it holds a '\', see readTarget), the first Host and the last Host.
  */
-export const MAX_HTTP_NAMES = 3
+export const MAX_HTTP_NAMES = 4
 
 /**
  * What a request head names. A server that follows RFC 9112 §3.2.2 (nginx,
  * Go, Apache) acts on the authority of an absolute-form or CONNECT target
  * and ignores Host; a lenient one, or an application reading the Host
- * header, acts on Host. When they differ both are reported, so a filter can
+ * header, acts on Host. Several Host lines: nginx and Go answer 400, Apache
+ * joins them (`a, b`) and answers 400, Node keeps the first, other lenient
+ * servers the last; so the first and the last are read (one in between is
+ * used by none). When these hosts differ all are reported, so a filter can
  * apply the stricter decision; equal ones (case, one trailing dot aside) are
- * reported once.
+ * reported once. To know there is no later Host the whole head must be
+ * seen: NeedMore until its empty line, Malformed past MAX_HTTP_HEAD bytes
+ * (the flow table then applies the policy's unknown).
  */
 export class HttpHead {
-  /** Distinct hosts found, target first, then Host (meaningful when the status is Ok). */
+  /** Distinct hosts found, in the order target, first Host, last Host (meaningful when the status is Ok). */
   count = 0
   /** Host i is buf[starts[i], ends[i]) of the input buffer: userinfo and port removed, [v6] with its brackets. */
   readonly starts = new Int32Array(MAX_HTTP_NAMES)
@@ -111,16 +116,29 @@ export function parseHttp (buf: Buffer, start: number, end: number, out: HttpHea
   while (p < stop && buf[p] !== LF) p++
   if (p === stop) return stop === end ? Status.NeedMore : Status.Malformed
   p++
-  // Field lines until the empty line.
+  // Field lines until the empty line. The whole head is read: a second Host
+  // may follow the first (see HttpHead).
+  let hosts = 0
+  let lastStart = 0
+  let lastEnd = 0
+  let none: Status = Status.NoName
   for (;;) {
     if (p >= stop) return stop === end ? Status.NeedMore : Status.Malformed
     const c = buf[p] as number
-    if (c === LF || (c === CR && p + 1 < stop && buf[p + 1] === LF)) return finish(buf, out, Status.NoName)
+    if (c === LF || (c === CR && p + 1 < stop && buf[p + 1] === LF)) {
+      if (hosts > 1) none = readHost(buf, lastStart, lastEnd, out, none)
+      return finish(buf, out, none)
+    }
     let lineEnd = p
     while (lineEnd < stop && buf[lineEnd] !== LF) lineEnd++
     if (lineEnd === stop) return stop === end ? Status.NeedMore : Status.Malformed
     if (lineEnd - p >= 5 && isHostName(buf, p) && buf[p + 4] === COLON) {
-      return finish(buf, out, readHost(buf, p + 5, lineEnd, out))
+      if (hosts++ === 0) {
+        none = readHost(buf, p + 5, lineEnd, out, none)
+      } else {
+        lastStart = p + 5
+        lastEnd = lineEnd
+      }
     }
     p = lineEnd + 1
   }
@@ -213,15 +231,19 @@ function add (b: Buffer, p: number, q: number, out: HttpHead): void {
   out.count++
 }
 
-/** A Host field value b[p, q) (CR included): NoName when empty, Malformed when the host part is. */
-function readHost (b: Buffer, p: number, q: number, out: HttpHead): Status {
+/**
+ * Record the host of a Host field value b[p, q) (CR included). Returns the
+ * status for a head that names no host: `none`, or Malformed when this
+ * value is not empty but its host part is (`Host: :80`).
+ */
+function readHost (b: Buffer, p: number, q: number, out: HttpHead, none: Status): Status {
   if (q > p && b[q - 1] === CR) q--
   while (p < q && (b[p] === SP || b[p] === HT)) p++
   while (q > p && (b[q - 1] === SP || b[q - 1] === HT)) q--
-  if (p === q) return Status.NoName
+  if (p === q) return none
   const h = cutHost(b, p, q)
   add(b, p, h, out)
-  return h > p ? Status.Ok : Status.Malformed
+  return h > p ? none : Status.Malformed
 }
 
 /**

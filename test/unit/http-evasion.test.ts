@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseHttp, HttpHead, skipEmptyLines, MAX_LEADING_EMPTY } from '../../src/extract/http.js'
+import { parseHttp, HttpHead, skipEmptyLines, MAX_LEADING_EMPTY, MAX_HTTP_NAMES } from '../../src/extract/http.js'
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status } from '../../src/util/status.js'
 
@@ -99,4 +99,20 @@ t.test('CONNECT reports its authority-form target (RFC 9112 §3.2.3)', async (t)
   t.equal(hosts('CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n'), 'ip [::1]')
   t.equal(hosts('connect api.openai.com:443 HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'status 3', 'methods are case-sensitive')
   t.equal(hosts('CONNECTX api.openai.com:443 HTTP/1.1\r\nHost: example.org\r\n\r\n'), 'example.org', 'another method')
+})
+
+t.test('several Host headers: the first and the last are reported when they differ', async (t) => {
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: example.org\r\nHost: api.openai.com\r\n\r\n'), 'example.org api.openai.com', 'lenient servers take the last')
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: api.openai.com\r\nhost: example.org\r\n\r\n'), 'api.openai.com example.org', 'Node takes the first')
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nHost: c.example\r\n\r\n'), 'a.example c.example', 'one in between: used by no server')
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: api.openai.com\r\nHOST: API.openai.com:80\r\n\r\n'), 'api.openai.com', 'the same host twice: once')
+  t.equal(hosts('GET / HTTP/1.1\r\nHost:\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'first empty')
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: :80\r\nHost: api.openai.com\r\n\r\n'), 'api.openai.com', 'first without a host part')
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: :80\r\nHost:\r\n\r\n'), 'status 2', 'no host part anywhere')
+  t.equal(hosts('GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\nHost: c.example\r\n\r\n'), 'a.example b.example c.example', 'target, first and last Host')
+  t.equal(hosts('GET http://a\\@b.example/ HTTP/1.1\r\nHost: c.example\r\nHost: d.example\r\n\r\n'), 'b.example a c.example d.example', 'MAX_HTTP_NAMES of them')
+  t.equal(MAX_HTTP_NAMES, 4)
+  t.equal(hosts('GET / HTTP/1.1\r\nHost: example.org\r\nAccept: */*\r\n'), 'status 1', 'a second Host may still come: need more')
+  const long = 'GET / HTTP/1.1\r\nHost: example.org\r\n' + 'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(200) + 'Host: api.openai.com\r\n\r\n'
+  t.equal(hosts(long), 'status 2', 'a head past MAX_HTTP_HEAD that hides a later Host: malformed, not the first Host')
 })
