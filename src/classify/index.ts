@@ -75,6 +75,19 @@ function plausibleNext (view: PacketView, flow: Flow): boolean {
   return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && ahead >= 0 && ahead < MAX_SEQ_AHEAD
 }
 
+/** An allowed QUIC flow whose allow is not saved yet (Classifier #quicWatched). */
+class QuicWatch {
+  constructor (
+    readonly decision: Decision,
+    /** The name decided; '' when the hello had none. */
+    readonly name: string,
+    /** TTL (hop limit) of the Initial that was decided. */
+    readonly ttl: number,
+    /** Reads later Initials; knows the flow's original DCID (its Initial keys). */
+    readonly asm: CryptoAssembler,
+  ) {}
+}
+
 /** Strictness of actions, for a packet that carries several names (DNS). */
 const SEVERITY: Record<Action, number> = { allow: 0, monitor: 1, block: 2, reject: 3 }
 
@@ -131,8 +144,12 @@ export class Classifier {
 
   /** TCP flows whose opening message spans several segments. */
   readonly flows: FlowTable
-  /** QUIC flows (by 5-tuple) whose ClientHello spans several Initial datagrams; decided ones keep their decision. */
-  readonly quicFlows: LRUCache<string, CryptoAssembler | Decision>
+  /**
+   * QUIC flows (by 5-tuple): an assembler while the ClientHello spans several
+   * Initial datagrams, a watch after an allow (see #quicWatched), the decision
+   * once it is final.
+   */
+  readonly quicFlows: LRUCache<string, CryptoAssembler | Decision | QuicWatch>
   /** Assemblers to reuse: one scratch for single-datagram hellos, and those of finished flows. */
   readonly #quicPool: CryptoAssembler[] = []
   #quicScratch = new CryptoAssembler()
@@ -141,12 +158,15 @@ export class Classifier {
     this.ruleset = ruleset
     this.cache = new DecisionCache(cacheSize)
     this.flows = new FlowTable(flowLimits)
-    this.quicFlows = new LRUCache<string, CryptoAssembler | Decision>({
+    this.quicFlows = new LRUCache<string, CryptoAssembler | Decision | QuicWatch>({
       max: DEFAULT_MAX_QUIC_FLOWS,
       ttl: flowLimits?.ttlMs ?? 10000,
       ttlResolution: 0,
       perf: { now: () => this.#now },
-      dispose: (v) => { if (v instanceof CryptoAssembler && this.#quicPool.length < 64) this.#quicPool.push(v) },
+      dispose: (v) => {
+        const a = v instanceof QuicWatch ? v.asm : v
+        if (a instanceof CryptoAssembler && this.#quicPool.length < 64) this.#quicPool.push(a)
+      },
     })
     this.#keyed = ruleset.policy.classes > 1
   }
@@ -305,6 +325,10 @@ export class Classifier {
     this.#now = now
     const key = FlowTable.keyOf(view)
     const held = this.quicFlows.get(key)
+    if (held instanceof QuicWatch) {
+      this.#quicWatched(view, out, buf, s, e, key, held)
+      return
+    }
     if (held !== undefined && !(held instanceof CryptoAssembler)) {
       out.seen = 'quic'
       out.status = Status.Ok
@@ -334,8 +358,62 @@ export class Classifier {
     if (out.status === Status.Ok) this.#one(view, out, h.buf, h.sniStart, h.sniEnd, 0)
     if (out.count === 0) this.#special(view, out, null, this.ruleset.policy.unknown) // no SNI, or not a host name
     if (h.ech && out.count > 0 && out.decisions[0]?.category === CATEGORY_ECH) out.seen = 'ech'
-    if (out.verdict !== null) this.quicFlows.set(key, out.verdict) // the assembler goes back to the pool via dispose
-    else if (held !== undefined) this.quicFlows.delete(key)
+    const v = out.verdict
+    if (v === null) {
+      if (held !== undefined) this.quicFlows.delete(key)
+    } else if (v.action === 'allow' || v.action === 'monitor') {
+      // Held, as an allowed TCP flow is: a decoy Initial must not wave through
+      // a second connection opened on the same port pair.
+      const w = new QuicWatch(v, out.count > 0 && v.reason !== 'unknown' ? out.names[0] as string : '', view.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
+      w.asm.restart()
+      w.asm.adoptDcid(asm)
+      this.quicFlows.set(key, w) // a held assembler goes back to the pool via dispose
+      out.hold = true
+    } else {
+      this.quicFlows.set(key, v)
+    }
+  }
+
+  /**
+   * A datagram of an allowed QUIC flow under watch. The allow is saved once
+   * the client sends a Handshake or 1-RTT packet (it answers a server that
+   * replied), with no fewer hops left than its first Initial. Until then every
+   * Initial is read: the same hello again (retransmission) is held again,
+   * another name, a second connection opened on the same port pair behind a
+   * decoy, is evasion.
+   */
+  #quicWatched (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, key: string, w: QuicWatch): void {
+    out.seen = 'quic'
+    out.status = Status.Ok
+    let handshake = ((buf[s] as number) & QUIC_LONG_HEADER) === 0 // a short header: 1-RTT
+    if (!handshake) {
+      const st = parseQuicInitial(buf, s, e, w.asm, out.quic)
+      handshake = out.quic.handshake
+      if (st === Status.Ok || st === Status.NoName) {
+        if (st === Status.Ok) this.#one(view, out, w.asm.hello.buf, w.asm.hello.sniStart, w.asm.hello.sniEnd, 0)
+        const same = out.count > 0 ? out.names[0] === w.name : w.name === ''
+        w.asm.restart()
+        if (!same) {
+          out.status = st
+          this.#special(view, out, null, this.ruleset.policy.evasion)
+          this.quicFlows.set(key, out.verdict as Decision)
+          return
+        }
+      } else if (st !== Status.NeedMore) {
+        w.asm.restart() // nothing of ours (another connection's keys, ACK only): start clean
+      }
+    }
+    out.count = 0
+    out.verdict = w.decision
+    out.hold = true
+    if (handshake) {
+      if (view.ttl >= w.ttl) {
+        out.hold = false
+        this.quicFlows.set(key, w.decision)
+      } else {
+        this.flows.stats.implausible++
+      }
+    }
   }
 
   /** After an allow or monitor decision on TLS or HTTP: watch the flow (see Outcome.hold). */

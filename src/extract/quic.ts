@@ -229,11 +229,23 @@ export class CryptoAssembler {
 
   /** Forget everything; the buffers are kept. */
   reset (): void {
+    this.restart()
+    this.dcidLen = this.dcidVersion = 0
+  }
+
+  /** Forget the stream but keep the flow's original DCID (its Initial keys): to read a later hello of the same flow. */
+  restart (): void {
     this.#filled.fill(0, 0, this.highWater)
     this.contiguous = this.highWater = this.buffered = this.frames = 0
     this.overflow = false
-    this.dcidLen = this.dcidVersion = 0
     this.hello.reset()
+  }
+
+  /** Take another assembler's original DCID (see {@link dcid}). */
+  adoptDcid (from: CryptoAssembler): void {
+    from.dcid.copy(this.dcid, 0, 0, from.dcidLen)
+    this.dcidLen = from.dcidLen
+    this.dcidVersion = from.dcidVersion
   }
 
   /**
@@ -324,11 +336,13 @@ export class QuicInfo {
   closed = false
   /** An Initial was opened with the assembler's original DCID (a later packet of the flow). */
   usedFlowKeys = false
+  /** A Handshake packet was walked: the client answers a server that replied. */
+  handshake = false
 
   reset (): void {
     this.version = this.dcidStart = this.dcidLen = this.scidStart = this.scidLen = 0
     this.packets = this.initials = this.cryptoFrames = this.acks = this.pn = 0
-    this.token = this.closed = this.usedFlowKeys = false
+    this.token = this.closed = this.usedFlowKeys = this.handshake = false
   }
 }
 
@@ -593,6 +607,7 @@ function walkPacket (buf: Buffer, off: number, end: number, version: number, fir
   p = scidStart + scidLen
   const bits = ((buf[off] as number) >> 4) & 0x03
   const type = version === QUIC_V2 ? V2_TYPE_TO_V1[bits] as number : bits
+  if (type === TYPE_HANDSHAKE) out.handshake = true
   if (first) {
     out.version = version
     out.dcidStart = dcidStart

@@ -171,3 +171,47 @@ t.test('QUIC: a short decoy Initial is ignored, a bad packet coalesced with a go
   t.equal(feed(c3, udp4(tuple(), Buffer.concat([bad, good]))), 1, 'also when the bad one comes first')
   t.equal(out.names[0], 'api.anthropic.com')
 })
+
+t.test('QUIC: an allow is held until the client answers the server; a decoy Initial does not wave a second connection through', async (t) => {
+  const dg = (conn: string, i: number): Buffer => readFileSync(join(import.meta.dirname, '..', 'fixtures', 'quic', `chromium-156-v1-${conn}-dg${i}.bin`))
+  const withTtl = (b: Buffer, ttl: number): Buffer => { b[8] = ttl; return b }
+
+  // Chromium to www.example.com (allowed): two hello datagrams, then Initial ACK + Handshake.
+  const c = new Classifier(loadRuleset())
+  const tu = tuple()
+  t.equal(feed(c, udp4(tu, dg('www.example.com', 1))), 0, 'the hello continues')
+  t.equal(feed(c, udp4(tu, dg('www.example.com', 2))), 1)
+  t.equal(out.verdict?.action, 'allow')
+  t.equal(out.hold, true, 'held, not saved on the connection')
+  t.equal(feed(c, udp4(tu, dg('www.example.com', 1))), 0, 'a retransmitted first flight: no second line')
+  t.equal(out.hold, true)
+  t.equal(out.verdict?.action, 'allow')
+  // A fake Handshake answer with fewer hops left does not end the watch.
+  t.equal(feed(c, withTtl(udp4(tu, dg('www.example.com', 3)), 3)), 0)
+  t.equal(out.hold, true, 'lower TTL: still held')
+  t.equal(feed(c, udp4(tu, dg('www.example.com', 3))), 0)
+  t.equal(out.hold, false, 'Initial ACK + Handshake: the allow is saved')
+  t.equal(out.verdict?.action, 'allow')
+
+  // A full-size decoy for an allowed name, then a real Initial of a new connection on the same port pair.
+  const mk = (name: string, dcid: string): Buffer => {
+    const frames = cryptoFrame(0, hello(name).subarray(5))
+    const bare = sealInitial({ dcid: Buffer.from(dcid, 'hex'), frames })
+    return sealInitial({ dcid: Buffer.from(dcid, 'hex'), frames: Buffer.concat([frames, Buffer.alloc(1250 - bare.length)]) })
+  }
+  const c2 = new Classifier(loadRuleset())
+  const tu2 = tuple()
+  t.equal(feed(c2, udp4(tu2, mk('www.example.com', '0102030405060708'))), 1)
+  t.equal(out.verdict?.action, 'allow')
+  t.equal(out.hold, true)
+  t.equal(feed(c2, udp4(tu2, mk('api.anthropic.com', '1112131415161718'))), 1, 'the second connection is read')
+  t.equal(out.names[0], 'api.anthropic.com')
+  t.equal(out.verdict?.reason, 'evasion')
+  t.equal(out.verdict?.action, 'block')
+  t.equal(out.hold, false)
+  // A blocked QUIC flow is saved at once, as before.
+  const c3 = new Classifier(loadRuleset())
+  t.equal(feed(c3, udp4(tuple(), mk('api.anthropic.com', '2122232425262728'))), 1)
+  t.equal(out.verdict?.action, 'block')
+  t.equal(out.hold, false)
+})
