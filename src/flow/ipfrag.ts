@@ -8,8 +8,15 @@ import type { PacketView } from '../decode/packet.js'
  *
  * Bounded: at most `maxDatagrams` datagrams in progress, each at most
  * MAX_DATAGRAM bytes (RFC 791 §3.2 / RFC 8200 §4.5 total length), forgotten
- * after `ttlMs` (RFC 791 suggests 15 s; Linux ipfrag_time is 30 s). The first
- * copy of a byte wins; a later copy that disagrees is counted.
+ * after `ttlMs` (RFC 791 suggests 15 s; Linux ipfrag_time is 30 s).
+ *
+ * Overlaps are judged as Linux judges them (net/ipv4/inet_fragment.c
+ * inet_frag_queue_insert, used for IPv4 and IPv6), so that we never read a
+ * datagram the host would not rebuild: a fragment that overlaps what is held
+ * discards the whole datagram (RFC 5722 §4 for IPv6), except a duplicate that
+ * lies inside one "run" of held fragments, which alone is dropped. A run is a
+ * fragment plus those appended right after it when each arrived as the new
+ * highest fragment.
  */
 export const MAX_DATAGRAM = 65535
 export const DEFAULT_MAX_DATAGRAMS = 1024
@@ -18,20 +25,25 @@ export const DEFAULT_FRAG_TTL_MS = 30000
 class Datagram {
   readonly key: string
   lastSeen: number
-  /** IP header of the first fragment (offset 0), once seen. */
+  /** IP header of the first fragment (offset 0), once held. */
   header: Buffer | null = null
   data = Buffer.alloc(2048)
-  /** Bytes present, as a bitmap of 8-byte blocks (fragment offsets are in 8-byte units). */
-  readonly have = new Uint8Array(MAX_DATAGRAM / 8 + 1)
-  /** Total length of the payload, known once the last fragment (no MF) arrives; -1 before. */
-  total = -1
+  /** Runs of held fragments, [runStart[i], runEnd[i]), disjoint and sorted. */
+  readonly runStart: number[] = []
+  readonly runEnd: number[] = []
+  /** Bytes held (no two fragments overlap, so no byte is counted twice). */
+  meat = 0
+  /** Highest fragment end seen; the payload length once `lastIn`. */
+  len = 0
+  /** The last fragment (no MF) has arrived. */
+  lastIn = false
   /** Protocol (v6: Next Header of the first fragment's Fragment header). */
   proto = 0
   constructor (key: string, now: number) { this.key = key; this.lastSeen = now }
 }
 
 export class FragStats {
-  datagrams = 0; completed = 0; evicted = 0; expired = 0; overlapsDisagree = 0; oversized = 0
+  datagrams = 0; completed = 0; evicted = 0; expired = 0; oversized = 0
   /** Fragments the capture cut short of their IP length: their data is not all there. */
   truncated = 0
   /**
@@ -39,6 +51,14 @@ export class FragStats {
    * dropped as Linux drops them (RFC 8200 §4.5; ipv6frag_thdr_truncated).
    */
   headersCut = 0
+  /** Datagrams discarded because a fragment overlapped held ones (Linux ReasmOverlaps). */
+  overlaps = 0
+  /** Datagrams discarded because fragments disagree on the end, or a fragment is empty. */
+  inconsistent = 0
+  /** Fragments dropped as duplicates inside a held run (the first copy stays). */
+  duplicates = 0
+  /** IPv6 fragments with M set and a length not a multiple of 8, dropped (RFC 8200 §4.5). */
+  misaligned = 0
 }
 
 export class FragTable {
@@ -64,9 +84,16 @@ export class FragTable {
     const b = view.buf
     const v4 = view.ipVersion === 4
     const alen = v4 ? 4 : 16
-    if (!v4 && view.fragOffset === 0 && v6UpperHeaderCut(b, view.payloadStart, view.payloadEnd, view.proto)) {
-      this.stats.headersCut++
-      return null
+    // The fragment's data: from the end of the IP header (v6: of the
+    // Fragment header) to the IP length, never to the frame end.
+    const from = view.payloadStart
+    const off = view.fragOffset
+    let end = off + view.payloadEnd - from
+    if (!v4) {
+      if (view.fragOffset === 0 && v6UpperHeaderCut(b, from, view.payloadEnd, view.proto)) { this.stats.headersCut++; return null }
+      // Linux ip6_frag_queue: answered with a Parameter Problem, the datagram kept.
+      if (view.moreFragments && (end & 7) !== 0) { this.stats.misaligned++; return null }
+      if (end > MAX_DATAGRAM) { this.stats.oversized++; return null }
     }
     // RFC 791 §3.2: source, destination, protocol, identification. RFC 8200
     // §4.5: source, destination, identification (the Next Header of later
@@ -85,37 +112,80 @@ export class FragTable {
       this.stats.datagrams++
     }
     d.lastSeen = now
-    // The fragment's data: from the end of the IP header to the IP length
-    // (decodeIp ends it there, not at the frame end).
-    const from = view.l4Start
-    const to = view.payloadEnd
-    const off = view.fragOffset
-    const len = to - from
-    if (off + len > MAX_DATAGRAM - 60) { this.#map.delete(key); this.stats.oversized++; return null }
-    if (off === 0) { d.header = ipHeader(view); d.proto = view.proto }
-    if (!view.moreFragments) d.total = off + len
-    if (off + len > d.data.length) {
-      const grown = Buffer.alloc(Math.min(MAX_DATAGRAM, Math.max(d.data.length * 2, off + len)))
+    // Linux ip_frag_queue / ip6_frag_queue, in their order.
+    if (!view.moreFragments) {
+      if (end < d.len || (d.lastIn && end !== d.len)) return this.#discard(key, 'inconsistent')
+      d.lastIn = true
+      d.len = end
+    } else {
+      end &= ~7 // IPv4: a non-last fragment's data is cut to 8-byte units
+      if (end > d.len) {
+        if (d.lastIn) return this.#discard(key, 'inconsistent')
+        d.len = end
+      }
+    }
+    if (end === off) return this.#discard(key, 'inconsistent')
+    // Linux ip_frag_reasm: the rebuilt IPv4 packet must fit its total length.
+    if (v4 && from - view.ipStart + end > MAX_DATAGRAM) return this.#discard(key, 'oversized')
+    const ins = insertRun(d, off, end)
+    if (ins === DUPLICATE) { this.stats.duplicates++; return null }
+    if (ins === OVERLAP) return this.#discard(key, 'overlaps')
+    if (end > d.data.length) {
+      const grown = Buffer.alloc(Math.min(MAX_DATAGRAM, Math.max(d.data.length * 2, end)))
       d.data.copy(grown)
       d.data = grown
     }
-    // Copy block by block; blocks we already have keep their first copy.
-    for (let p = 0; p < len; p += 8) {
-      const blk = (off + p) >> 3
-      const n = Math.min(8, len - p)
-      if (d.have[blk] === 1) {
-        if (b.compare(d.data, off + p, off + p + n, from + p, from + p + n) !== 0) this.stats.overlapsDisagree++
-        continue
-      }
-      b.copy(d.data, off + p, from + p, from + p + n)
-      if (n === 8 || off + p + n === d.total) d.have[blk] = 1
-    }
-    if (d.total < 0 || d.header === null) return null
-    for (let blk = 0; blk < Math.ceil(d.total / 8); blk++) if (d.have[blk] !== 1) return null
+    b.copy(d.data, off, from, from + end - off)
+    d.meat += end - off
+    if (off === 0) { d.header = ipHeader(view); d.proto = view.proto }
+    if (d.header === null || !d.lastIn || d.meat !== d.len) return null
     this.#map.delete(key)
     this.stats.completed++
-    return assemble(d.header, view.ipVersion, d.proto, d.data, d.total)
+    return assemble(d.header, view.ipVersion, d.proto, d.data, d.len)
   }
+
+  #discard (key: string, why: 'inconsistent' | 'overlaps' | 'oversized'): null {
+    this.#map.delete(key)
+    this.stats[why]++
+    return null
+  }
+}
+
+const INSERTED = 0
+const DUPLICATE = 1
+const OVERLAP = 2
+
+/**
+ * Place [off, end) among the held runs as Linux inet_frag_queue_insert does:
+ * past the highest run it extends that run (when adjacent) or starts a new
+ * one, and overlapping the highest run is an overlap; below, it must either
+ * touch no run (a new run), or lie inside one run (a duplicate).
+ */
+function insertRun (d: Datagram, off: number, end: number): number {
+  const starts = d.runStart
+  const ends = d.runEnd
+  const n = starts.length
+  const lastEnd = n === 0 ? -1 : ends[n - 1] as number
+  if (lastEnd < end) {
+    if (off < lastEnd) return OVERLAP
+    if (off === lastEnd) ends[n - 1] = end
+    else { starts.push(off); ends.push(end) }
+    return INSERTED
+  }
+  // The first run that ends after `off`: the only one that can hold it.
+  let lo = 0
+  let hi = n
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if ((ends[mid] as number) <= off) lo = mid + 1
+    else hi = mid
+  }
+  if ((starts[lo] as number) < end) {
+    return off >= (starts[lo] as number) && end <= (ends[lo] as number) ? DUPLICATE : OVERLAP
+  }
+  starts.splice(lo, 0, off)
+  ends.splice(lo, 0, end)
+  return INSERTED
 }
 
 const V6_HOP_BY_HOP = 0

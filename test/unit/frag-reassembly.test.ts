@@ -202,3 +202,93 @@ t.test('IPv6: a first fragment cut before the end of the TCP header is dropped, 
   // The whole TCP header but only part of its options: kept (Linux checks 20 bytes).
   t.same((await replay(cut6(Buffer.concat([DEST_OPTS, tcpSegment(httpReq, 12)]), 60, 32).map(eth))).names, [HOST])
 })
+
+/** Feed IPv4 packets to a FragTable; the packets it rebuilt. */
+function feed (table: FragTable, packets: Buffer[]): Buffer[] {
+  const view = new PacketView()
+  const out: Buffer[] = []
+  for (const p of packets) {
+    decodeIp(p, 0, p.length, view)
+    const whole = table.add(view, 1)
+    if (whole !== null) out.push(whole)
+  }
+  return out
+}
+
+t.test('overlapping fragments discard the datagram, as Linux and RFC 5722 do', async (t) => {
+  const seg = tcpSegment(httpReq)
+  const [a, b] = [seg.subarray(0, 32), seg.subarray(24)]
+  // b starts inside a: the host drops the datagram, so no name may be read,
+  // whichever copy of the overlap would have won, and in either order.
+  for (const order of [[frag4(a, 0, true), frag4(b, 24, false)], [frag4(b, 24, false), frag4(a, 0, true)]]) {
+    t.same((await replay(order.map(eth))).names, [])
+    const table = new FragTable()
+    t.same(feed(table, order), [])
+    t.equal(table.stats.overlaps, 1)
+    t.equal(table.size, 0, 'the datagram is gone')
+  }
+  // A later fragment with the same id starts a new datagram.
+  const table = new FragTable()
+  t.equal(feed(table, [frag4(a, 0, true), frag4(b, 24, false), ...cut4(seg, 32)]).length, 1)
+  // An overlap that rewrites the Host header (the classic evasion): no name.
+  const fake = Buffer.from(seg)
+  fake.write('Host: example.org', seg.indexOf('Host: '), 'latin1')
+  t.same((await replay([frag4(seg.subarray(0, 48), 0, true), frag4(fake.subarray(40), 40, false)].map(eth))).names, [])
+  // IPv6 (RFC 5722 §4): the same.
+  const part = Buffer.concat([DEST_OPTS, seg])
+  const six = [frag6(part.subarray(0, 40), 0, true, 60), frag6(part.subarray(32), 32, false, 60)]
+  t.same((await replay(six.map(eth))).names, [])
+})
+
+t.test('a duplicate inside a held run is dropped and the datagram kept', async (t) => {
+  const seg = tcpSegment(httpReq)
+  const [f0, f1, f2] = cut4(seg, 32, 64) as [Buffer, Buffer, Buffer]
+  // Retransmitted fragments, whole or in part (a 16-byte piece of the first run).
+  const piece = frag4(seg.subarray(8, 24), 8, true)
+  for (const order of [[f0, f0, f1, f2], [f0, f1, piece, f2], [f2, f1, f1, f0]]) {
+    const table = new FragTable()
+    const out = feed(table, order)
+    t.equal(out.length, 1)
+    t.same(out[0]!.subarray(20), seg)
+    t.equal(table.stats.duplicates, 1)
+    t.equal(table.stats.overlaps, 0)
+    t.same((await replay(order.map(eth))).names, [HOST])
+  }
+  // Fragments that arrived below the highest one make separate runs: a
+  // copy spanning two of them is an overlap for Linux, and for us.
+  const [g0, g1, g2, g3] = cut4(seg, 16, 32, 64) as [Buffer, Buffer, Buffer, Buffer]
+  const table = new FragTable()
+  t.same(feed(table, [g3, g0, g1, frag4(seg.subarray(0, 32), 0, true), g2]), [])
+  t.equal(table.stats.overlaps, 1)
+  // While in order they form one run, and the same copy is a duplicate.
+  const inOrder = new FragTable()
+  t.equal(feed(inOrder, [f0, f1, frag4(seg.subarray(0, 64), 0, true), f2]).length, 1)
+  t.equal(inOrder.stats.duplicates, 1)
+})
+
+t.test('fragments that disagree on the end, or are empty, discard the datagram', async (t) => {
+  const seg = tcpSegment(httpReq)
+  const [f0, f1] = cut4(seg, 32) as [Buffer, Buffer]
+  const short = frag4(seg.subarray(32, 48), 32, false)
+  const beyond = frag4(seg.subarray(48, 56), 48, true)
+  const empty = frag4(Buffer.alloc(0), 32, true)
+  // (The fragments after the discard start a new datagram, left incomplete.)
+  for (const order of [[f1, short, f0], [short, beyond, f0], [f0, empty, f1]]) {
+    const table = new FragTable()
+    feed(table, order)
+    t.equal(table.stats.inconsistent, 1)
+    t.same((await replay(order.map(eth))).names, [])
+  }
+})
+
+t.test('IPv6: a non-last fragment whose length is not a multiple of 8 is dropped alone', async (t) => {
+  // RFC 8200 §4.5; Linux answers with a Parameter Problem and keeps the datagram.
+  const part = Buffer.concat([DEST_OPTS, tcpSegment(httpReq)])
+  const odd = frag6(part.subarray(32, 45), 32, true, 60)
+  const table = new FragTable()
+  const view = new PacketView()
+  decodeIp(odd, 0, odd.length, view)
+  t.equal(table.add(view, 1), null)
+  t.equal(table.stats.misaligned, 1)
+  t.same((await replay([odd, ...cut6(part, 60, 32)].map(eth))).names, [HOST])
+})
