@@ -2,7 +2,7 @@ import { Status } from '../util/status.js'
 import { PacketView, PROTO_TCP, PROTO_UDP, TCP_ACK } from '../decode/packet.js'
 import { parseTls, TlsHello } from '../extract/tls.js'
 import { parseDns, parseDnsTcp, DnsQuery, MAX_QUESTIONS } from '../extract/dns.js'
-import { parseHttp, HttpHead } from '../extract/http.js'
+import { parseHttp, HttpHead, skipEmptyLines } from '../extract/http.js'
 import { NameOut, readName, type Name } from '../name/index.js'
 import { DecisionCache } from '../cache/index.js'
 import type { Decision, Action } from '../policy/index.js'
@@ -39,8 +39,15 @@ function startsMessage (buf: Buffer, s: number, e: number, dstPort: number): boo
   if (c === 0x16) return e - s < 2 || buf[s + 1] === 0x03
   if (dstPort === PORT_DNS) return true
   if (dstPort === PORT_HTTPS || dstPort === PORT_DOT) return false
+  if (c === CR || c === LF) {
+    // RFC 9112 §2.2: servers skip empty lines before a request line. Too many is a start too (Malformed, unknown).
+    const p = skipEmptyLines(buf, s, e)
+    return p < 0 || (p < e && (buf[p] as number) >= 0x41 && (buf[p] as number) <= 0x5a)
+  }
   return c >= 0x41 && c <= 0x5a
 }
+const CR = 0x0d
+const LF = 0x0a
 
 /** A TLS record other than a handshake (change_cipher_spec, alert, application data, heartbeat): the hello is behind us. */
 function laterTlsRecord (buf: Buffer, s: number, e: number): boolean {
@@ -58,6 +65,14 @@ function laterTlsRecord (buf: Buffer, s: number, e: number): boolean {
  */
 function unreadable (out: Outcome): boolean {
   return out.status === Status.Ok ? out.count === 0 : out.status === Status.NoName || out.status === Status.Malformed
+}
+
+/** The names an opening message showed, as one string to compare a later one with (no allocation for one name). */
+function namesOf (out: Outcome): string {
+  if (out.count <= 1) return out.names[0] as string
+  let s = out.names[0] as string
+  for (let i = 1; i < out.count; i++) s += ' ' + (out.names[i] as string)
+  return s
 }
 
 /** How far past the hello a real first data segment may start (reordering within a window). */
@@ -296,7 +311,7 @@ export class Classifier {
     table.stats.completed++
     if (out.status !== Status.Ok || (out.count === 0 && out.invalidNames === 0)) {
       this.#special(view, out, flow, this.ruleset.policy.unknown)
-    } else if (flow.disagree || (flow.watchName !== null && out.count > 0 && out.names[0] !== flow.watchName)) {
+    } else if (flow.disagree || (flow.watchName !== null && out.count > 0 && namesOf(out) !== flow.watchName)) {
       // Overlapping copies disagreed, or a second hello names another host
       // than the first: the name read is only one of two stories.
       this.#special(view, out, flow, this.ruleset.policy.evasion)
@@ -421,7 +436,7 @@ export class Classifier {
     const d = out.verdict
     if (d === null || (d.action !== 'allow' && d.action !== 'monitor') || out.seen === 'dns') return
     const f = this.flows.create(key ?? FlowTable.keyOf(view), now)
-    f.watchName = out.names[0] as string
+    f.watchName = namesOf(out)
     f.watchDecision = d
     f.watchTtl = view.ttl
     f.watchNext = next >= 0 ? next : (view.seq + (view.payloadEnd - view.payloadStart)) >>> 0
@@ -476,7 +491,7 @@ export class Classifier {
       return
     }
     table.delete(flow)
-    if (out.names[0] === flow.watchName) this.#holdAgain(out, flow, now)
+    if (namesOf(out) === flow.watchName) this.#holdAgain(out, flow, now)
     else this.#special(view, out, flow, this.ruleset.policy.evasion)
   }
 
@@ -495,10 +510,10 @@ export class Classifier {
     } else if (view.dstPort === PORT_DNS) {
       out.seen = 'dns'
       this.#dnsTcp(view, out, buf, s, e)
-    } else if (first >= 0x41 && first <= 0x5a) {
+    } else if ((first >= 0x41 && first <= 0x5a) || first === CR || first === LF) {
       out.seen = 'http'
       out.status = parseHttp(buf, s, e, out.http)
-      if (out.status === Status.Ok && !out.http.ipLiteral) this.#one(view, out, buf, out.http.hostStart, out.http.hostEnd, 0)
+      if (out.status === Status.Ok) this.#httpNames(view, out, buf)
     } else {
       out.status = Status.Unsupported
     }
@@ -517,6 +532,34 @@ export class Classifier {
     out.verdict = d
     this.stats.decisions++
     void view
+  }
+
+  /**
+   * Every host an HTTP head names (the request target's, the first and the
+   * last Host header: servers differ on which they act on), so the strictest
+   * decision applies. One that is an IP literal or no host name while others
+   * are read adds the policy's unknown: a server may act on it.
+   */
+  #httpNames (view: PacketView, out: Outcome, buf: Buffer): void {
+    const h = out.http
+    let unread = 0
+    for (let i = 0; i < h.count; i++) {
+      const a = h.starts[i] as number
+      if (buf[a] === 0x5b) { unread++; continue } // '[': an IP literal
+      const before = out.count
+      this.#one(view, out, buf, a, h.ends[i] as number, 0)
+      if (out.count === before) unread++
+    }
+    if (unread > 0 && out.count > 0 && out.count < MAX_QUESTIONS) {
+      const d = this.ruleset.policy.unknown
+      const i = out.count++
+      out.names[i] = '' as Name
+      out.decisions[i] = d
+      out.cached[i] = false
+      out.qtypes[i] = 0
+      if (out.verdict === null || SEVERITY[d.action] > SEVERITY[out.verdict.action]) out.verdict = d
+      this.stats.decisions++
+    }
   }
 
   #one (view: PacketView, out: Outcome, buf: Buffer, start: number, end: number, qtype: number): void {

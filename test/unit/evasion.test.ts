@@ -215,3 +215,28 @@ t.test('QUIC: an allow is held until the client answers the server; a decoy Init
   t.equal(out.verdict?.action, 'block')
   t.equal(out.hold, false)
 })
+
+t.test('HTTP: every host a server may act on is decided, leading empty lines included', async (t) => {
+  const req = (s: string): Buffer => Buffer.from(s, 'latin1')
+  const c = new Classifier(loadRuleset())
+  t.equal(feed(c, tcp4(tuple(80), 1, req('GET http://api.anthropic.com/ HTTP/1.1\r\nHost: www.example.com\r\n\r\n'))), 2, 'target and Host')
+  t.same([out.names[0], out.names[1]], ['api.anthropic.com', 'www.example.com'])
+  t.equal(out.verdict?.action, 'block', 'the strictest applies')
+  t.equal(feed(c, tcp4(tuple(80), 1, req('\r\n\r\nGET / HTTP/1.1\r\nHost: api.anthropic.com\r\n\r\n'))), 1, 'after empty lines')
+  t.equal(out.verdict?.action, 'block')
+  t.equal(feed(c, tcp4(tuple(80), 1, req('GET / HTTP/1.1\r\nHost: api.anthropic.com:x\r\n\r\n'))), 1, 'a host with an odd port')
+  t.equal(out.names[0], 'api.anthropic.com')
+  // An IP-literal target beside an allowed Host: the literal cannot be read, so unknown is added.
+  const strict = new Classifier(blockUnknown)
+  t.equal(feed(strict, tcp4(tuple(80), 1, req('GET http://[2001:db8::1]/ HTTP/1.1\r\nHost: www.example.com\r\n\r\n'))), 2)
+  t.equal(out.decisions[1]?.reason, 'unknown')
+  t.equal(out.verdict?.action, 'block')
+  // A retransmitted request with two names on an allowed flow is the same story, not evasion.
+  const tu = tuple(80)
+  const two = req('GET http://www.example.org/ HTTP/1.1\r\nHost: www.example.com\r\n\r\n')
+  t.equal(feed(c, tcp4(tu, 1, two)), 2)
+  t.equal(out.verdict?.action, 'allow')
+  t.equal(feed(c, tcp4(tu, 1, two)), 0, 'no second line')
+  t.equal(out.verdict?.action, 'allow')
+  t.equal(out.hold, true)
+})
