@@ -8,7 +8,7 @@ import { ConfigError, stripBom } from './lists.js'
  * The policy file (YAML, parsed by the `yaml` package):
  *
  *   default: allow                 # action for names no list matches
- *   unknown: allow                 # a flow whose name could not be read within the limits
+ *   unknown: allow                 # a flow whose opening message names nothing readable (no SNI, an IP literal, not a host name, malformed, past the limits)
  *   evasion: block                 # a flow that showed two different names (overlap/decoy tricks)
  *   vendors: { anthropic: block }  # per vendor list (file basename)
  *   categories: { ai: monitor }    # per `# category:` of the lists

@@ -42,7 +42,7 @@ export interface PolicyInput {
   /** Allow-exception patterns in list syntax. */
   readonly allow: readonly string[]
   readonly networks: readonly NetworkPolicy[]
-  /** A flow whose opening message could not be read within the limits (default allow: accept and log). */
+  /** A flow whose opening message names nothing readable: no SNI, an IP literal, not a host name, malformed, or past the limits (default allow: accept and log). */
   readonly unknown?: Action
   /** A flow whose overlapping bytes or repeated hellos disagree (default block). */
   readonly evasion?: Action
@@ -135,7 +135,7 @@ export class Policy {
     }))
   }
 
-  /** For flows whose name could not be read within the limits. */
+  /** For flows whose opening message names nothing readable (see PolicyInput.unknown). */
   get unknown (): Decision { return this.#special('unknown') }
   /** For flows that showed two different names (overlap or decoy tricks); `rule` names the first one. */
   get evasion (): Decision { return this.#special('evasion') }
