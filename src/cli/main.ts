@@ -178,8 +178,12 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
         sink.flush()
         const secs = Number(process.hrtime.bigint() - t0) / 1e9
         if (opts.quiet !== true) {
+          // What was seen and left unread for a reason an analyst may want to chase.
+          const fakes = classifier.flows.stats.implausible
+          const extra = (s.fragDiscarded > 0 ? `, ${s.fragDiscarded} fragmented datagrams not rebuilt (overlapping, inconsistent or incomplete)` : '') +
+            (fakes > 0 ? `, ${fakes} fake segments ignored on allowed flows` : '')
           process.stderr.write(`aigate: ${file}: ${s.packets} packets, ${s.decisions} decisions, ` +
-            `${classifier.cache.hits} cache hits, ${s.notIp} not IP, ${s.malformed} malformed, ${secs.toFixed(3)} s\n`)
+            `${classifier.cache.hits} cache hits, ${s.notIp} not IP, ${s.malformed} malformed${extra}, ${secs.toFixed(3)} s\n`)
         }
       } catch (err) {
         if (!(err instanceof OutputClosed)) {

@@ -13,6 +13,11 @@ export interface ReplayStats {
   decisions: number
   notIp: number
   malformed: number
+  /**
+   * Fragmented IP datagrams not rebuilt, as Linux would not: fragments that
+   * overlap, disagree, are misaligned, cut short or never completed.
+   */
+  fragDiscarded: number
 }
 
 /**
@@ -25,7 +30,7 @@ export async function classifyFile (path: string, classifier: Classifier, log: D
   const whole = new PacketView()
   const out = new Outcome()
   const frags = new FragTable()
-  const stats: ReplayStats = { packets: 0, ip: 0, decoded: 0, decisions: 0, notIp: 0, malformed: 0 }
+  const stats: ReplayStats = { packets: 0, ip: 0, decoded: 0, decisions: 0, notIp: 0, malformed: 0, fragDiscarded: 0 }
   await readCapture(path, (p) => {
     stats.packets++
     const ip = ipOffset(p.linkType, p.buf, 0, p.caplen)
@@ -54,5 +59,7 @@ export async function classifyFile (path: string, classifier: Classifier, log: D
       log.write(v, out)
     }
   })
+  const f = frags.stats
+  stats.fragDiscarded = f.overlaps + f.inconsistent + f.oversized + f.truncated + f.headersCut + f.evicted + f.expired + frags.size
   return stats
 }
