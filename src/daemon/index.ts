@@ -8,7 +8,8 @@ import type { WorkerConfig, FromWorker } from './worker.js'
  * thread owns the signals: SIGTERM/SIGINT stop every worker (each answers
  * what it holds and closes its queue) and exit 0; SIGHUP validates the rules
  * and policy here first, then has every worker rebuild and swap; a bad file
- * is reported and the old rules stay. SIGUSR1 prints counters on stderr.
+ * is reported and the old rules stay. SIGHUP also reopens the --log file,
+ * here and in every worker (logrotate). SIGUSR1 prints counters on stderr.
  */
 export interface RunOptions {
   queues: number[]
@@ -45,7 +46,8 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     })))
 
   const logLock = newWriteLock()
-  const events = daemonLogger(new FdLines(opts.log, logLock))
+  const eventSink = new FdLines(opts.log, logLock)
+  const events = daemonLogger(eventSink)
   const event = (action: string, fields: Record<string, unknown>, message: string, level: 'info' | 'warn' = 'info'): void => {
     events[level]({ event: { kind: 'event', dataset: 'aigate.daemon', action }, ...fields }, message)
   }
@@ -78,6 +80,11 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
   process.on('SIGTERM', () => { void stop('SIGTERM') })
   process.on('SIGINT', () => { void stop('SIGINT') })
   process.on('SIGHUP', () => {
+    // The log file first, whatever the rules say: logrotate sends SIGHUP
+    // after moving the file, and a bad policy must not keep lines in the old one.
+    const reopened = eventSink.reopen()
+    if (reopened !== null) say(`SIGHUP: cannot reopen the decision log (${reopened.code}): ${reopened.message}; lines go on to the old file`)
+    for (const w of workers.values()) w.postMessage({ type: 'reopen' })
     try {
       const next = loadRuleset(opts.rulesDir, opts.policyFile)
       for (const w of workers.values()) w.postMessage({ type: 'reload' })
@@ -107,6 +114,7 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
         say(`queue ${q}: reload failed, old rules stay: ${m.message ?? ''}`)
         event('reload', { aigate: { queue: q }, error: { message: m.message ?? '' } }, `queue ${q}: reload failed, old rules stay`, 'warn')
       }
+      if (m.type === 'reopened' && !m.ok) say(`queue ${q}: cannot reopen the decision log (${m.code ?? ''}): ${m.message ?? ''}; lines go on to the old file`)
       if (m.type === 'logerror') say(`queue ${q}: cannot write the decision log (${m.code}): ${m.message}; verdicts go on, lost lines are counted (SIGUSR1)`)
     })
   }

@@ -10,8 +10,9 @@ import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js
 /**
  * One worker thread per queue: owns its queue, its compiled rules, its cache
  * and its log writer, so workers share nothing and never wait on each other.
- * Messages from the main thread: 'reload' (rebuild rules, swap), 'stop'
- * (answer what is held, close), 'stats'.
+ * Messages from the main thread: 'reload' (rebuild rules, swap), 'reopen'
+ * (open the log file again, after logrotate), 'stop' (answer what is held,
+ * close), 'stats'.
  *
  * The thread serves its queue in a plain loop, as a C program would: block
  * in poll(2) until packets wait, read and answer them, look at messages and
@@ -40,6 +41,7 @@ export type FromWorker =
   | { type: 'stats', queue: number, stats: Record<string, number> }
   | { type: 'stopped', queue: number }
   | { type: 'logerror', queue: number, code: string, message: string }
+  | { type: 'reopened', queue: number, ok: boolean, code?: string, message?: string }
 
 /** Longest a decision line waits in the worker's buffer. */
 const LOG_FLUSH_MS = 50
@@ -120,6 +122,11 @@ function start (): (() => void) | null {
       } catch (err) {
         post({ type: 'reloaded', queue: cfg.queue, ok: false, message: (err as Error).message })
       }
+    } else if (m.type === 'reopen') {
+      // The lines waiting in the buffer go to the old file first (see FdLines.reopen).
+      const e = sink.reopen()
+      lineWaitsSince = 0
+      post(e === null ? { type: 'reopened', queue: cfg.queue, ok: true } : { type: 'reopened', queue: cfg.queue, ok: false, code: e.code, message: e.message })
     } else if (m.type === 'stats') {
       const s = queue.stats()
       post({

@@ -79,8 +79,11 @@ export function newWriteLock (): SharedArrayBuffer {
  * thrown into the packet path.
  */
 export class FdLines extends LineBuffer {
-  readonly fd: number
+  /** The descriptor written to; a path's is replaced by reopen(). */
+  fd: number
   readonly #owned: boolean
+  /** The file, when the destination is a path (reopen() opens it again). */
+  readonly path: string | null
   readonly #lock: Int32Array | null
   /** Lines handed to write(2). */
   written = 0
@@ -95,10 +98,12 @@ export class FdLines extends LineBuffer {
     if (dest === '-' || typeof dest === 'number') {
       this.fd = dest === '-' ? 1 : dest
       this.#owned = false
+      this.path = null
     } else {
       mkdirSync(dirname(dest), { recursive: true })
       this.fd = openSync(dest, 'a', 0o640)
       this.#owned = true
+      this.path = dest
     }
     this.#lock = lock === undefined ? null : new Int32Array(lock)
   }
@@ -134,6 +139,31 @@ export class FdLines extends LineBuffer {
       }
     }
     this.written += count
+  }
+
+  /**
+   * Open the path again (after logrotate moved the file away): the lines
+   * gathered so far go to the old file, the next ones to the new. Opened
+   * before the old one is closed, so when the open fails (directory gone,
+   * permissions) the lines go on to the old file and the error is returned.
+   * A reopen clears an earlier write error: writing resumes. Nothing to do
+   * for stdout or a descriptor given as a number.
+   */
+  reopen (): WriteError | null {
+    this.flush()
+    if (this.path === null) return null
+    let fd: number
+    try {
+      fd = openSync(this.path, 'a', 0o640)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      return { code: e.code ?? 'EIO', message: e.message }
+    }
+    const old = this.fd
+    this.fd = fd
+    this.error = null
+    closeSync(old)
+    return null
   }
 
   close (): void {

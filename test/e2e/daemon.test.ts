@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, renameSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Sandbox, waitUntil } from '../../src/demo/sandbox.js'
@@ -182,6 +182,44 @@ if (!root) {
     down(fwOpts)
     // The analyst's trail shows each start, each reload tried, and each stop.
     t.same(daemonEvents(), ['info start', 'info reload', 'warn reload', 'info stop'], 'daemon events in the decision log')
+  })
+
+  t.test('logrotate: the file moved away, SIGHUP; the lines after it go to a new file, none lost or repeated, even when the policy is bad', async (t) => {
+    up(fwOpts)
+    await start('rotate')
+    const first = logFile
+    const pause = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms))
+    const hup = async (n: number): Promise<void> => {
+      ;(daemon as ChildProcess | null)?.kill('SIGHUP')
+      t.ok(await waitUntil(() => (daemonErr.match(/SIGHUP: (reloading|rules not reloaded)/g) ?? []).length === n, 5000), `SIGHUP ${n} seen`)
+      await pause(200)
+    }
+    const read = (f: string): { names: string[], events: string[] } => {
+      const ls = readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
+      return {
+        names: ls.filter((l) => l.event.dataset === 'aigate.decision').map((l) => `${l.name as string} ${l.aigate.seen as string}`),
+        events: ls.filter((l) => l.event.dataset === 'aigate.daemon').map((l) => l.event.action as string),
+      }
+    }
+    t.equal(curl('claude.ai').code, 28)
+    dig('chatgpt.com', false)
+    await pause(200) // the workers write their lines within 50 ms
+    renameSync(first, `${first}.1`)
+    await hup(1)
+    t.equal(curl('api.openai.com').code === 0, false, 'still rejected after the reload')
+    dig('claude.ai', false)
+    // Moved again, and this time the policy is bad: the rules stay, the file is reopened all the same.
+    await pause(200)
+    renameSync(first, `${first}.2`)
+    writeFileSync(policy, 'default: alow\n')
+    await hup(2)
+    writeFileSync(policy, 'default: allow\nvendors:\n  anthropic: block\n  openai: reject\ncategories:\n  ai: monitor\n')
+    t.equal(curl('claude.ai').code, 28, 'the old rules stay')
+    t.equal(await stop('SIGTERM'), 0)
+    down(fwOpts)
+    t.same(read(`${first}.1`), { names: ['claude.ai sni', 'chatgpt.com dns'], events: ['start'] }, 'first file: the lines before the first rotation')
+    t.same(read(`${first}.2`), { names: ['api.openai.com sni', 'claude.ai dns'], events: ['reload'] }, 'second file: the lines between the rotations')
+    t.same(read(first), { names: ['claude.ai sni'], events: ['reload', 'stop'] }, 'new file: the lines after')
   })
 
   const hasStrace = spawnSync('strace', ['-V']).status === 0

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync, openSync, closeSync, createReadStream } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync, openSync, closeSync, createReadStream, renameSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -230,6 +230,94 @@ t.test('FdLines: several threads on one file and one pipe, no line mixed or lost
   closeSync(wfd)
   await ended
   check(Buffer.concat(chunks).toString('latin1'), 2000, 'pipe')
+})
+
+t.test('FdLines.reopen: after logrotate moved the file, lines gathered before go to the old file, the next to a new one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-log-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'decisions.ndjson')
+  const s = new FdLines(file)
+  s.line('{"i":0}')
+  s.flush()
+  s.line('{"i":1}') // still in the buffer when the file is moved
+  renameSync(file, `${file}.1`)
+  t.equal(s.reopen(), null)
+  s.line('{"i":2}')
+  s.close()
+  t.equal(readFileSync(`${file}.1`, 'latin1'), '{"i":0}\n{"i":1}\n', 'old file: the lines written and buffered before')
+  t.equal(readFileSync(file, 'latin1'), '{"i":2}\n', 'new file: the lines after')
+  t.equal(s.written, 3)
+
+  // The directory cannot take the new file: the lines go on to the old one.
+  const d2 = join(dir, 'gone')
+  mkdirSync(d2)
+  const s2 = new FdLines(join(d2, 'x.ndjson'))
+  renameSync(d2, `${d2}.moved`)
+  t.equal(s2.reopen()?.code, 'ENOENT')
+  s2.line('{"i":3}')
+  s2.close()
+  t.equal(readFileSync(join(`${d2}.moved`, 'x.ndjson'), 'latin1'), '{"i":3}\n')
+
+  // stdout and numbered descriptors are not reopened.
+  const fd = openSync(join(dir, 'fd'), 'a')
+  const s3 = new FdLines(fd)
+  t.equal(s3.reopen(), null)
+  t.equal(s3.fd, fd)
+  closeSync(fd)
+})
+
+t.test('FdLines.reopen: threads sharing one lock reopen while the others write; every line once, whole, in one of the two files', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aigate-log-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const sinkUrl = pathToFileURL(join(import.meta.dirname, '..', '..', 'dist', 'src', 'log', 'sink.js')).href
+  const lock = new SharedArrayBuffer(4)
+  /** Set once the file has been moved; a writer waits for it at its reopen line. */
+  const moved = new Int32Array(new SharedArrayBuffer(4))
+  const file = join(dir, 'decisions.ndjson')
+  const n = 3000
+  const at = [700, 1517, 2333]
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads')
+    import(workerData.sinkUrl).then(({ FdLines }) => {
+      const s = new FdLines(workerData.file, workerData.lock)
+      parentPort.postMessage('open')
+      for (let i = 0; i < workerData.n; i++) {
+        if (i === workerData.at) {
+          Atomics.wait(workerData.moved, 0, 0, 10000)
+          const e = s.reopen()
+          if (e !== null) throw new Error(e.message)
+        }
+        s.line(JSON.stringify({ w: workerData.id, i, pad: 'x'.repeat(40 + (i * 37) % 2960) }))
+        if (i % 50 === 49) s.flush()
+      }
+      s.close()
+      parentPort.postMessage({ written: s.written, lost: s.lost })
+    })`
+  const opened: Array<Promise<unknown>> = []
+  const done = at.map((a, id) => new Promise<{ written: number, lost: number }>((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: { sinkUrl, file, lock, moved, id, n, at: a } })
+    opened.push(new Promise((resolve) => w.once('message', resolve)))
+    w.on('message', (m) => { if (m !== 'open') resolve(m as { written: number, lost: number }) })
+    w.once('error', reject)
+  }))
+  // Move the file while the writers run (logrotate's rename).
+  await Promise.all(opened)
+  renameSync(file, `${file}.1`)
+  Atomics.store(moved, 0, 1)
+  Atomics.notify(moved, 0)
+  for (const r of await Promise.all(done)) t.same(r, { written: n, lost: 0 })
+  const read = (f: string): Array<{ w: number, i: number }> => {
+    const lines = readFileSync(f, 'latin1').split('\n')
+    t.equal(lines.pop(), '', `${f}: ends with a newline`)
+    return lines.map((l) => JSON.parse(l) as { w: number, i: number })
+  }
+  const old = read(`${file}.1`)
+  const now = read(file)
+  for (let id = 0; id < at.length; id++) {
+    const a = at[id] as number
+    t.same(old.filter((o) => o.w === id).map((o) => o.i), Array.from({ length: a }, (_, i) => i), `writer ${id}: lines 0..${a - 1} in the old file, in order`)
+    t.same(now.filter((o) => o.w === id).map((o) => o.i), Array.from({ length: n - a }, (_, i) => a + i), `writer ${id}: the rest in the new file, in order`)
+  }
 })
 
 t.test('FdLines: a reader that goes away is reported once, lines after it are counted lost, nothing throws', async (t) => {
