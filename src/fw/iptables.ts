@@ -12,18 +12,19 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  *
  *   mangle AIGATE  (priority -150: before the host's filter rules)
  *     1 decided-accept  connmark ACCEPT                   -> RETURN   decided flows never reach the queue
- *     2 decided         connmark in our mask set          -> CONNMARK --restore-mark: a blocked flow's
+ *     2 queue-dns-udp   UDP 53, no packet mark            -> NFQUEUE  a fresh query: its connection never carries a
+ *                                                                     verdict (rule 4), so it skips rules 3-8
+ *     3 decided         connmark in our mask set          -> CONNMARK --restore-mark: a blocked flow's
  *                                                                     verdict goes on each packet (filter acts on it)
- *     3 verdict-dns-udp UDP 53, packet mark set           -> RETURN   a DNS query's verdict is for that query only:
+ *     4 verdict-dns-udp UDP 53, packet mark set           -> RETURN   a DNS query's verdict is for that query only:
  *                                                                     not saved, so one blocked name does not
  *                                                                     silence the socket's next queries
- *     4 save            packet mark in our mask set       -> CONNMARK --save-mark (mask only)
- *     5 verdict         packet mark in our mask set       -> RETURN   the daemon's NF_REPEAT pass ends here
- *     6 queue-tls-http  TCP 80,443,853, first N packets,
+ *     5 save            packet mark in our mask set       -> CONNMARK --save-mark (mask only)
+ *     6 verdict         packet mark in our mask set       -> RETURN   the daemon's NF_REPEAT pass ends here
+ *     7 queue-tls-http  TCP 80,443,853, first N packets,
  *                       with payload (xt_bpf)             -> NFQUEUE
- *     7 queue-quic      UDP 443, first N packets          -> NFQUEUE
- *     8 queue-dns-tcp   TCP 53                            -> NFQUEUE
- *     9 queue-dns-udp   UDP 53                            -> NFQUEUE
+ *     8 queue-quic      UDP 443, first N packets          -> NFQUEUE
+ *     9 queue-dns-tcp   TCP 53                            -> NFQUEUE
  *                       everything else falls off the end (RETURN)
  *   filter AIGATE, jumped to only by packets whose mark is in our mask set
  *     1 verdict-drop        mark DROP          -> DROP
@@ -45,7 +46,7 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  * that table's hook: an NFQUEUE rule at the top of filter FORWARD would wave
  * the first packets of every flow past the host's own FORWARD rules. In
  * mangle, NF_ACCEPT only ends mangle; filter still runs. NF_REPEAT re-runs
- * the mangle hook from its top, so the decided packet meets rule 4, its mark
+ * the mangle hook from its top, so the decided packet meets rule 5, its mark
  * is saved into the connection, and filter AIGATE enforces it (REJECT exists
  * only in filter).
  *
@@ -146,6 +147,9 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
   return {
     mangle: [
       hot('decided-accept', ['-m', 'connmark', '--mark', m(MARK_ACCEPT)], ['-j', 'RETURN']),
+      // A DNS query never has a verdict on its connection (rule verdict-dns-udp),
+      // so a fresh one (no packet mark) goes to the queue here, past six rules.
+      rule('queue-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '--mark', none], queue),
       rule('decided', ['-m', 'connmark', '!', '--mark', none], ['-j', 'CONNMARK', '--restore-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
@@ -153,7 +157,6 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
       rule('queue-tls-http', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...firstPackets, ...payload], queue),
       rule('queue-quic', ['-p', 'udp', '-m', 'udp', '--dport', '443', ...firstPackets], queue),
       rule('queue-dns-tcp', ['-p', 'tcp', '-m', 'tcp', '--dport', '53', ...payload], queue),
-      rule('queue-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53'], queue),
     ],
     filter: [
       rule('verdict-drop', ['-m', 'mark', '--mark', m(MARK_DROP)], ['-j', 'DROP']),

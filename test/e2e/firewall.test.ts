@@ -37,7 +37,7 @@ t.test('options are checked once, with exact messages', async (t) => {
 
 t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) => {
   const v4 = iptablesRules({}, 'ipv4')
-  t.same(v4.mangle.map((r) => r.name), ['decided-accept', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'])
+  t.same(v4.mangle.map((r) => r.name), ['decided-accept', 'queue-dns-udp', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp'])
   t.same(v4.filter.map((r) => r.name), ['verdict-drop', 'verdict-reject-tcp', 'verdict-reject'])
   t.same(v4.mangle.filter((r) => r.hot).map((r) => r.name), ['decided-accept'], 'only the rule every accepted packet matches is hot')
   for (const r of [...v4.mangle, ...v4.filter]) {
@@ -89,6 +89,7 @@ function chainLines (save: string, table: string, chain: string): string[] {
 // What `up` with the default options installs for IPv4, as iptables-save prints it.
 const MANGLE_V4 = [
   '-A AIGATE -m connmark --mark 0x1000000/0xf000000 -j RETURN',
+  '-A AIGATE -p udp -m udp --dport 53 -m mark --mark 0x0/0xf000000 -m comment --comment "aigate:queue-dns-udp" -j NFQUEUE --queue-num 0 --queue-bypass',
   '-A AIGATE -m connmark ! --mark 0x0/0xf000000 -m comment --comment "aigate:decided" -j CONNMARK --restore-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -p udp -m udp --dport 53 -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict-dns-udp" -j RETURN',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
@@ -96,7 +97,6 @@ const MANGLE_V4 = [
   `-A AIGATE -p tcp -m multiport --dports 80,443,853 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}" -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass`,
   '-A AIGATE -p udp -m udp --dport 443 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-quic" -j NFQUEUE --queue-num 0 --queue-bypass',
   `-A AIGATE -p tcp -m tcp --dport 53 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}" -m comment --comment "aigate:queue-dns-tcp" -j NFQUEUE --queue-num 0 --queue-bypass`,
-  '-A AIGATE -p udp -m udp --dport 53 -m comment --comment "aigate:queue-dns-udp" -j NFQUEUE --queue-num 0 --queue-bypass',
 ]
 const FILTER_V4 = [
   '-A AIGATE -m mark --mark 0x2000000/0xf000000 -m comment --comment "aigate:verdict-drop" -j DROP',
@@ -149,7 +149,7 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
       const st = status(opts)
       t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
       t.equal(st.rules.length, 24, 'status: 9 + 3 rules per family')
-      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided-accept', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp', 'queue-dns-udp'], 'status: the hot rule is named by its place')
+      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided-accept', 'queue-dns-udp', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp'], 'status: the hot rule is named by its place')
 
       up(opts)
       t.equal(snapshot(net, ns, c.variant), once, 'up again: identical rules, no duplicates')
