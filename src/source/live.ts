@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module'
-import { decodeIp, ipOffset, PacketView, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
+import { decodeIp, ipOffset, PacketView, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
 import type { DecisionLog } from '../log/index.js'
-import { CaptureError } from './pcapfile.js'
+import { CaptureError, DECODABLE_LINK_TYPES, linkTypeError } from './pcapfile.js'
 
 /**
  * `aigate capture IFACE`: the same path fed from a live interface (a mirror
@@ -15,13 +15,29 @@ export const NAME_PORTS_FILTER =
   '(tcp and (dst port 443 or dst port 80 or dst port 853 or dst port 53)) or (udp and (dst port 443 or dst port 53))'
 
 interface LiveSession {
-  on (ev: 'packet', cb: (p: { buf: Buffer, header: Buffer, link_type: string }) => void): void
+  /** The package's name for the link type, or "Unknown linktype N". */
+  link_type: string
+  on (ev: 'packet', cb: (p: { buf: Buffer, header: Buffer }) => void): void
   close (): void
   stats (): { ps_recv: number, ps_drop: number, ps_ifdrop: number }
 }
 
-const LINK_TYPES: Record<string, number> = {
-  LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
+/** The five link types the `pcap` package names (node_modules/pcap/pcap_session.cc); 802.11 radiotap we cannot decode. */
+const NAMED_LINK_TYPES: Record<string, number> = {
+  LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IEEE802_11_RADIO: 127,
+}
+
+/**
+ * The link type number of a live session from the `pcap` package's name for
+ * it: one of its five names, or "Unknown linktype N" with libpcap's DLT_
+ * number (the same as the LINKTYPE_ number for LINUX_SLL2, IPV4 and IPV6).
+ * -1 when neither.
+ */
+export function liveLinkType (name: string): number {
+  const named = NAMED_LINK_TYPES[name]
+  if (named !== undefined) return named
+  const m = /^Unknown linktype (\d+)$/.exec(name)
+  return m === null ? -1 : Number(m[1])
 }
 
 export interface LiveHandle { close (): { received: number, dropped: number, decisions: number } }
@@ -36,12 +52,17 @@ export function captureLive (iface: string, classifier: Classifier, log: Decisio
     const hint = /permission|Operation not permitted/i.test(msg) ? ' (needs CAP_NET_RAW)' : ''
     throw new CaptureError('ECAPTURE', `cannot capture on ${iface}: ${msg}${hint}`)
   }
+  const linkType = liveLinkType(session.link_type)
+  if (!DECODABLE_LINK_TYPES.has(linkType)) {
+    session.close()
+    throw linkTypeError(`cannot capture on ${iface}`, linkType)
+  }
   const view = new PacketView()
   const out = new Outcome()
   let decisions = 0
   session.on('packet', (p) => {
     const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
-    const ip = ipOffset(LINK_TYPES[p.link_type] ?? -1, p.buf, 0, caplen)
+    const ip = ipOffset(linkType, p.buf, 0, caplen)
     if (ip < 0 || decodeIp(p.buf, ip, caplen, view) !== Status.Ok) return
     if (classifier.classify(view, out, Date.now()) > 0) {
       decisions += out.count
