@@ -147,7 +147,7 @@ function rulesOptions (cmd: Command): Command {
 export function buildProgram (): Command {
   const program = new Command('aigate')
   program
-    .description('Network-edge control for AI services: learns the name a connection opens (TLS SNI, QUIC SNI, DNS, HTTP Host),\nmatches it against AI-vendor lists and decides allow, monitor, block or reject.')
+    .description('Network-edge control for AI services.\nLearns the name a connection opens (TLS SNI, QUIC SNI, DNS, HTTP Host), matches it against\nAI-vendor lists and decides allow, monitor, block or reject.')
     .version(readVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `
@@ -158,7 +158,10 @@ Examples:
   aigate rules import --format adblock --vendor myvendor list.txt
 
 Actions: allow (pass), monitor (pass and log), block (drop), reject (TCP reset / ICMP unreachable).
-Decision lines are JSON with Elastic Common Schema field names and a flat "name".`)
+Decision lines are JSON with Elastic Common Schema field names and a flat "name".
+
+Exit status: 0 done; 1 an error (a file, the rules, the capture, the kernel) or, for
+check, a name that is not a host name; 2 a usage error; 3 firewall status: not installed.`)
 
   rulesOptions(program.command('classify')
     .description('replay a capture file (pcap or pcapng) through the classifier; one JSON decision line per name seen, on stdout')
@@ -242,7 +245,7 @@ Decision lines are JSON with Elastic Common Schema field names and a flat "name"
     .description('the inline daemon: classify packets from NFQUEUE and return verdicts (needs CAP_NET_ADMIN; set the kernel rules up with `aigate firewall up`)')
     .addOption(new Option('--queues <list>', 'NFQUEUE numbers, one worker thread each: 0 | 0,1 | 0-3').default('0'))
     .addOption(cacheSizeOption('decision cache entries per queue'))
-    .addOption(new Option('--log <file>', 'decision log: a file (appended) or - for stdout').default('-'))
+    .addOption(new Option('--log <file>', 'decision log: a file (appended; SIGHUP reopens it, for logrotate) or - for stdout').default('-'))
     .option('--fail-closed', 'when the queue is full, drop instead of accept (the default is fail-open)'))
     .action(async (opts: { rules: string, policy: string, queues: string, cacheSize: number, log: string, failClosed?: boolean }) => {
       const queues = parseQueues(opts.queues)
@@ -395,7 +398,8 @@ function fail (err: unknown): number {
     process.stderr.write(`aigate: ${printable(err.message)}\n`)
     return err instanceof UsageError ? 2 : 1
   }
-  if (err instanceof CommanderError) return err.exitCode
+  // Commander's own errors (unknown option, missing argument) are usage errors, as ours are; --help and --version exit 0.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EPIPE') return 0
   process.stderr.write(`aigate: ${printable(err instanceof Error ? err.message : String(err))}\n`)
@@ -405,8 +409,14 @@ function fail (err: unknown): number {
 
 export async function main (argv: string[]): Promise<void> {
   const program = buildProgram()
-  program.exitOverride()
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  // Every command, not only the root (commands made before this call do not
+  // inherit it): a usage error throws here instead of calling process.exit(1).
+  const override = (c: Command): void => {
+    c.exitOverride()
+    c.configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    c.commands.forEach(override)
+  }
+  override(program)
   try {
     await program.parseAsync(argv, { from: 'user' })
   } catch (err) {

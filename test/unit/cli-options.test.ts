@@ -104,3 +104,15 @@ t.test('rules lint reports the problems of the lists and of the policy in one ru
   t.equal(ok.status, 0, ok.stderr)
   t.equal(ok.stdout, `ok: 1 vendor lists, 2 entries, policy ${join(dir, 'policy.yaml')}\n`)
 })
+
+t.test('usage errors of every kind exit 2, --help and --version exit 0; --help lists the exit statuses', async (t) => {
+  for (const args of [['--bogus'], ['rules', 'import', 'x.txt'], ['classify'], ['check', '--bogus', 'a.com']]) {
+    const r = await aigate(...args)
+    t.equal(r.status, 2, `${args.join(' ')}: exit 2`)
+    t.match(r.stderr, /run with --help/)
+  }
+  t.equal((await aigate('--version')).status, 0)
+  const help = await aigate('--help')
+  t.equal(help.status, 0)
+  t.match(help.stdout, /Exit status: 0 done; 1 an error .*\n.*2 a usage error; 3 firewall status: not installed/)
+})
