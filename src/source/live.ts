@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { decodeIp, ipOffset, PacketView, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
+import { FragTable } from '../flow/ipfrag.js'
 import type { DecisionLog } from '../log/index.js'
 import { CaptureError, DECODABLE_LINK_TYPES, linkTypeError } from './pcapfile.js'
 
@@ -12,7 +13,9 @@ import { CaptureError, DECODABLE_LINK_TYPES, linkTypeError } from './pcapfile.js
  * that cannot carry a name.
  */
 export const NAME_PORTS_FILTER =
-  '(tcp and (dst port 443 or dst port 80 or dst port 853 or dst port 53)) or (udp and (dst port 443 or dst port 53))'
+  '(tcp and (dst port 443 or dst port 80 or dst port 853 or dst port 53)) or (udp and (dst port 443 or dst port 53))' +
+  // IP fragments: a port test matches only a first fragment, and the rest is needed to rebuild it.
+  ' or (ip and ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)'
 
 interface LiveSession {
   /** The package's name for the link type, or "Unknown linktype N". */
@@ -58,15 +61,29 @@ export function captureLive (iface: string, classifier: Classifier, log: Decisio
     throw linkTypeError(`cannot capture on ${iface}`, linkType)
   }
   const view = new PacketView()
+  const whole = new PacketView()
   const out = new Outcome()
+  // A mirror port sees fragments as sent: put them together as the host will (see classify-file.ts).
+  const frags = new FragTable()
   let decisions = 0
   session.on('packet', (p) => {
     const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
     const ip = ipOffset(linkType, p.buf, 0, caplen)
-    if (ip < 0 || decodeIp(p.buf, ip, caplen, view) !== Status.Ok) return
-    if (classifier.classify(view, out, Date.now()) > 0) {
+    if (ip < 0) return
+    const now = Date.now()
+    let v = view
+    const st = decodeIp(p.buf, ip, caplen, view)
+    if (st === Status.Malformed) return
+    if (view.isFragment) {
+      const packet = frags.add(view, now)
+      if (packet === null || decodeIp(packet, 0, packet.length, whole) !== Status.Ok) return
+      v = whole
+    } else if (st !== Status.Ok) {
+      return
+    }
+    if (classifier.classify(v, out, now) > 0) {
       decisions += out.count
-      log.write(view, out)
+      log.write(v, out)
       log.out.flush()
     }
   })

@@ -43,7 +43,13 @@ if (process.getuid?.() !== 0) {
     t.equal(curl('www.example.com'), '200')
     const dig = spawnSync('ip', ['netns', 'exec', sb.cli, 'dig', `@${sb.addrs.server}`, 'chatgpt.com', '+short', '+time=2', '+tries=1'], { encoding: 'utf8' })
     t.equal(dig.stdout.trim(), sb.addrs.server)
-    await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').split('\n').length >= 4, 5000)
+    // A query the client's kernel fragments (link MTU 576, a 900-byte EDNS
+    // option of an unassigned code): the capture puts the fragments together
+    // as the server does.
+    sb.exec(sb.cli, 'ip', ['link', 'set', `${sb.prefix.slice(0, 9)}-c`, 'mtu', '576'])
+    const frag = spawnSync('ip', ['netns', 'exec', sb.cli, 'dig', `@${sb.addrs.server}`, 'claude.ai', `+ednsopt=65001:${'00'.repeat(900)}`, '+short', '+time=2', '+tries=1'], { encoding: 'utf8' })
+    t.equal(frag.stdout.trim(), sb.addrs.server, 'the fragmented query is answered')
+    await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').split('\n').length >= 5, 5000)
     cap.kill('SIGINT')
     await waitUntil(() => err.includes('packets received'), 5000)
     const ds = readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
@@ -51,6 +57,7 @@ if (process.getuid?.() !== 0) {
     t.equal(find('claude.ai', 'sni')?.event.action, 'block', 'the decision is logged as block (what inline would do)')
     t.equal(find('www.example.com', 'sni')?.event.action, 'allow')
     t.equal(find('chatgpt.com', 'dns')?.event.action, 'monitor')
+    t.equal(find('claude.ai', 'dns')?.event.action, 'block', 'the fragmented query is read')
     t.equal(find('claude.ai', 'sni')?.source.ip, sb.addrs.client)
     t.match(err, /\d+ packets received, 0 dropped by the kernel/)
   })
