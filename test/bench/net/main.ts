@@ -35,7 +35,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { status } from '../../../src/fw/index.js'
 import { summarize, type Sample } from '../stats.js'
-import { BenchNet, FLOOD_SRC, PING_SRC, CONN_SRC, SERVER2, cpuSeconds, peakRss, hostCpu, softnetDrops, kv, type QueueCounters } from './env.js'
+import { BenchNet, FLOOD_SRC, PING_SRC, CONN_SRC, SERVER2, cpuSeconds, peakRss, hostCpu, hostSpeedMs, softnetDrops, kv, type QueueCounters } from './env.js'
 import { costBreakdown } from './breakdown.js'
 import { VARIANTS, firewallBackend, prepareNfqueue, startVariant, stopVariant, aigateStats, STRING_NAMES, type Variant, type VariantId, type Consumer } from './variants.js'
 
@@ -94,7 +94,7 @@ interface Trial {
   seconds: number
 }
 
-interface Slot { rep: number, variant: VariantId, readyMs: number | null, peakRssBytes: number | null, aigateStats?: Array<Record<string, number>>, consumerOut?: string }
+interface Slot { rep: number, variant: VariantId, readyMs: number | null, peakRssBytes: number | null, aigateStats?: Array<Record<string, number>>, consumerOut?: string, hostSpeedMs?: number }
 
 interface Snap { cpu: number | null, q: QueueCounters, queued: number, ct: number, softnet: number, host: { busy: number, total: number }, flood: number }
 
@@ -145,8 +145,10 @@ const WARM_FACTOR: Record<WorkloadId, number> = { dns: 1, conn: 1, bulk: 0.5, la
 const DURATION: Record<WorkloadId, () => number> = { dns: () => CFG.dnsS, conn: () => CFG.connS, bulk: () => CFG.bulkS, latency: () => CFG.latencyS }
 
 async function runSlot (net: BenchNet, v: Variant, rep: number, trials: Trial[], slots: Slot[]): Promise<void> {
+  const speed = hostSpeedMs()
+  progress(`rep ${rep + 1} ${v.id.padEnd(13)} host speed: calibration ${speed.toFixed(1)} ms`)
   const c = await startVariant(v, net, { root: ROOT, log: LOG, acceptLoop: ACCEPT_LOOP, nfqueueConsumer: join(ROOT, 'dist', 'test', 'bench', 'net', 'nfqueue-consumer.js'), cpuProfDir: opt('--cpu-prof'), ...(PIN === undefined ? {} : { pinCpu: PIN }) })
-  const slot: Slot = { rep, variant: v.id, readyMs: c?.readyMs ?? null, peakRssBytes: null }
+  const slot: Slot = { rep, variant: v.id, readyMs: c?.readyMs ?? null, peakRssBytes: null, hostSpeedMs: speed }
   slots.push(slot)
   try {
     for (const wl of workloads) {
@@ -312,6 +314,14 @@ function printTables (summary: Summary, slots: Slot[]): void {
     if (rss.length === 0) continue
     const r = summarize(rss.map((x) => x / 1048576)); const rd = summarize(ready)
     out(`  ${v.label.padEnd(33)}  peak RSS ${r.median.toFixed(1)} MiB [${r.min.toFixed(1)}-${r.max.toFixed(1)}]   ready after ${rd.median.toFixed(0)} ms`)
+  }
+  const speeds = slots.map((s) => s.hostSpeedMs).filter((x): x is number => x !== undefined && x > 0)
+  if (speeds.length > 1) {
+    const sp = summarize(speeds)
+    out('')
+    out(`host speed before each slot (fixed CPU work, ms; lower is faster): median ${sp.median.toFixed(1)} [${sp.min.toFixed(1)}-${sp.max.toFixed(1)}]` +
+      (sp.max > 1.2 * sp.min ? `: the host slowed by up to ${Math.round(100 * (sp.max / sp.min - 1))}% during the run; slots over ${(1.2 * sp.min).toFixed(1)} ms: ` +
+        slots.filter((s) => (s.hostSpeedMs ?? 0) > 1.2 * sp.min).map((s) => `${s.variant} (rep ${s.rep + 1})`).join(', ') : ''))
   }
 }
 
