@@ -77,17 +77,26 @@ function namesOf (out: Outcome): string {
 
 /** How far past the hello a real first data segment may start (reordering within a window). */
 const MAX_SEQ_AHEAD = 1 << 20
+/**
+ * Fewest hops a packet may have left at the gateway and still end a watch.
+ * Clients start at 64, 128 or 255 and are a few hops away; fakes are made to
+ * die before the server, 10-20 hops on, so they arrive with less (zapret's
+ * autottl picks 3-20). A real client this low only loses the saved allow
+ * (its later packets are accepted, through the whole chain).
+ */
+export const MIN_TRUSTED_TTL = 24
 
 /**
  * Could this segment be the client's real data after its watched hello?
  * It must acknowledge (every segment after the handshake does), come with
- * no fewer hops left than the hello (the same host on the same path), and
- * start at or shortly after the hello's end. A TCP checksum is not checked:
+ * no fewer hops left than the hello (the same host on the same path) and at
+ * least MIN_TRUSTED_TTL (a fake hello and a fake data segment may share a low
+ * TTL), and start at or shortly after the hello's end. A TCP checksum is not checked:
  * NFQUEUE may hand over GRO/offloaded packets whose checksum field is not final.
  */
 function plausibleNext (view: PacketView, flow: Flow): boolean {
   const ahead = (view.seq - flow.watchNext) | 0
-  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && ahead >= 0 && ahead < MAX_SEQ_AHEAD
+  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && view.ttl >= MIN_TRUSTED_TTL && ahead >= 0 && ahead < MAX_SEQ_AHEAD
 }
 
 /** An allowed QUIC flow whose allow is not saved yet (Classifier #quicWatched). */
@@ -422,7 +431,7 @@ export class Classifier {
     out.verdict = w.decision
     out.hold = true
     if (handshake) {
-      if (view.ttl >= w.ttl) {
+      if (view.ttl >= w.ttl && view.ttl >= MIN_TRUSTED_TTL) {
         out.hold = false
         this.quicFlows.set(key, w.decision)
       } else {

@@ -80,6 +80,16 @@ t.test('fake "first data" on an allowed flow does not end the watch', async (t) 
     t.equal(out.verdict?.action, 'block')
     t.equal(out.hold, false)
   }
+  // A fake hello and a fake data segment that share a low TTL: the data is no proof either.
+  {
+    const c = new Classifier(loadRuleset())
+    const tu = tuple()
+    t.equal(feed(c, tcp4(tu, 1, allowed, PSH_ACK, 2)), 1, 'a decoy hello with TTL 2')
+    feed(c, tcp4(tu, 1 + allowed.length, data, PSH_ACK, 2))
+    t.equal(out.hold, true, 'data with the same low TTL does not end the watch')
+    t.equal(feed(c, tcp4(tu, 1, blocked, PSH_ACK, 63)), 1)
+    t.equal(out.verdict?.reason, 'evasion', 'the real hello after both fakes is evasion')
+  }
   // The real first data, ACK set, same TTL, at the hello's end: the allow is saved.
   const c = new Classifier(loadRuleset())
   const tu = tuple()
