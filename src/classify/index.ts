@@ -278,8 +278,10 @@ export class Classifier {
         if (out.status === Status.Ok && out.count > 0) { this.#watch(view, out, key, now); return }
         if (unreadable(out)) {
           // A whole opening message with no name we can read: the same
-          // decision as for one gathered over several segments.
+          // decision as for one gathered over several segments, and an allow
+          // is watched like any other (a nameless decoy hello must not save it).
           this.#special(view, out, null, this.ruleset.policy.unknown)
+          this.#watch(view, out, key, now)
           return
         }
       }
@@ -318,8 +320,14 @@ export class Classifier {
     }
     table.delete(flow)
     table.stats.completed++
-    if (out.status !== Status.Ok || (out.count === 0 && out.invalidNames === 0)) {
-      this.#special(view, out, flow, this.ruleset.policy.unknown)
+    if (out.status !== Status.Ok || out.count === 0) {
+      if (flow.watchName !== null && flow.watchName !== '') {
+        // A second opening message we cannot read behind an allowed name: two stories.
+        this.#special(view, out, flow, this.ruleset.policy.evasion)
+      } else {
+        this.#special(view, out, flow, this.ruleset.policy.unknown)
+        if (!flow.overflow) this.#watch(view, out, flow.key, now, flow.base >= 0 ? (flow.base + flow.have) >>> 0 : -1)
+      }
     } else if (flow.disagree || (flow.watchName !== null && out.count > 0 && namesOf(out) !== flow.watchName)) {
       // Overlapping copies disagreed, or a second hello names another host
       // than the first: the name read is only one of two stories.

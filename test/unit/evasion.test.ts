@@ -250,3 +250,34 @@ t.test('HTTP: every host a server may act on is decided, leading empty lines inc
   t.equal(out.verdict?.action, 'allow')
   t.equal(out.hold, true)
 })
+
+t.test('a nameless decoy hello does not save an allow: the unknown decision is watched', async (t) => {
+  const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32, 7), Buffer.from([0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00])])
+  const hs = Buffer.concat([Buffer.from([0x01, 0x00, 0x00, body.length]), body])
+  const nameless = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, hs.length]), hs])
+  const blocked = hello('api.anthropic.com')
+  for (const split of [false, true]) {
+    const c = new Classifier(loadRuleset())
+    const tu = tuple()
+    if (split) {
+      feed(c, tcp4(tu, 1, nameless.subarray(0, 20)))
+      t.equal(feed(c, tcp4(tu, 21, nameless.subarray(20))), 1)
+    } else {
+      t.equal(feed(c, tcp4(tu, 1, nameless)), 1)
+    }
+    t.equal(out.verdict?.reason, 'unknown')
+    t.equal(out.hold, true, `split=${split}: the unknown allow is held under watch`)
+    t.equal(feed(c, tcp4(tu, 1, blocked)), 1)
+    t.equal(out.verdict?.reason, 'evasion', `split=${split}: the named hello behind it is evasion`)
+    t.equal(out.verdict?.action, 'block')
+  }
+  // Behind an allowed name, a second hello we cannot read is two stories too.
+  const c = new Classifier(loadRuleset())
+  const tu = tuple()
+  const allowed = hello('www.example.com')
+  feed(c, tcp4(tu, 1, allowed))
+  t.equal(out.hold, true)
+  feed(c, tcp4(tu, 1, nameless.subarray(0, 20)))
+  t.equal(feed(c, tcp4(tu, 21, nameless.subarray(20))), 1)
+  t.equal(out.verdict?.reason, 'evasion')
+})
