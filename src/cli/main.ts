@@ -254,14 +254,17 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
     })
 
   const fw = program.command('firewall').description('install, remove or show the kernel rules that send flow-opening packets to aigate (root)')
-  const fwOptions = (cmd: Command): Command => cmd
-    .addOption(new Option('--queues <list>', 'NFQUEUE numbers (consecutive: 0-3)').default('0'))
-    .addOption(new Option('--hooks <list>', 'forward (routed traffic) and/or output (this host)').default('forward'))
-    .option('--fail-closed', 'drop, instead of pass, packets when no daemon is bound to the queue')
-    .addOption(new Option('--queue-packets <n>', 'first packets of a TCP/QUIC flow sent to the queue').default(8).argParser(intOption('--queue-packets', 1)))
+  // Where the rules are: every firewall command.
+  const fwWhere = (cmd: Command): Command => cmd
     .option('--no-ipv6', 'leave ip6tables alone')
     .addOption(new Option('--backend <name>', 'iptables, nft or auto (nft when the kernel has its queue expression)').choices(['auto', 'iptables', 'nft']).default('auto'))
     .option('--netns <name>', 'apply in this network namespace')
+  // What the rules are: up installs them, status compares with them; down removes whatever is there.
+  const fwOptions = (cmd: Command): Command => fwWhere(cmd
+    .addOption(new Option('--queues <list>', 'NFQUEUE numbers (consecutive: 0-3)').default('0'))
+    .addOption(new Option('--hooks <list>', 'forward (routed traffic) and/or output (this host)').default('forward'))
+    .option('--fail-closed', 'drop, instead of pass, packets when no daemon is bound to the queue')
+    .addOption(new Option('--queue-packets <n>', 'first packets of a TCP/QUIC flow sent to the queue').default(8).argParser(intOption('--queue-packets', 1))))
   const fwOpts = (o: { queues: string, hooks: string, failClosed?: boolean, queuePackets: number, ipv6: boolean, backend: string, netns?: string }): FirewallOptions => {
     const queues = parseQueues(o.queues)
     if (queues === null) throw new UsageError(`--queues: "${o.queues}" is not a queue list`)
@@ -279,8 +282,8 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
     const backend = fwUp(fwOpts(o))
     process.stdout.write(`aigate firewall: rules installed (${backend})\n`)
   })
-  fwOptions(fw.command('down').description('remove the rules (idempotent; the host is left as before `up`)')).action((o) => {
-    fwDown(fwOpts(o))
+  fwWhere(fw.command('down').description('remove the rules, on every hook and queue (idempotent; the host is left as before `up`)')).action((o: { ipv6: boolean, backend: string, netns?: string }) => {
+    fwDown({ ipv6: o.ipv6, backend: o.backend as 'auto' | 'iptables' | 'nft', ...(o.netns !== undefined ? { netns: o.netns } : {}) })
     process.stdout.write('aigate firewall: rules removed\n')
   })
   fwOptions(fw.command('status').description('show whether the rules are installed, and their packet counters')).option('--json', 'one JSON object')

@@ -116,3 +116,13 @@ t.test('usage errors of every kind exit 2, --help and --version exit 0; --help l
   t.equal(help.status, 0)
   t.match(help.stdout, /Exit status: 0 done; 1 an error .*\n.*2 a usage error; 3 firewall status: not installed/)
 })
+
+t.test('firewall down takes only where the rules are, not what they are', async (t) => {
+  const down = buildProgram().commands.find((c) => c.name() === 'firewall')?.commands.find((c) => c.name() === 'down')
+  const help = down?.helpInformation() ?? ''
+  t.match(help, /--netns/)
+  t.notMatch(help, /--queues|--fail-closed|--hooks|--queue-packets/)
+  const r = await aigate('firewall', 'down', '--fail-closed')
+  t.equal(r.status, 2, 'an option down would ignore is a usage error')
+  t.match(r.stderr, /unknown option '--fail-closed'/)
+})
