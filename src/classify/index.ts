@@ -1,6 +1,6 @@
 import { Status } from '../util/status.js'
 import { PacketView, PROTO_TCP, PROTO_UDP, TCP_ACK } from '../decode/packet.js'
-import { parseTls, TlsHello } from '../extract/tls.js'
+import { parseTls, peekSni, TlsHello } from '../extract/tls.js'
 import { parseDns, parseDnsTcp, DnsQuery, MAX_QUESTIONS } from '../extract/dns.js'
 import { parseHttp, HttpHead, skipEmptyLines } from '../extract/http.js'
 import { NameOut, readName, type Name } from '../name/index.js'
@@ -317,6 +317,11 @@ export class Classifier {
     if (out.status === Status.NeedMore && !flow.overflow) {
       if (flow.packets >= table.limits.maxSegments) this.#tooManySegments(view, out, flow)
       return
+    }
+    if (out.status === Status.NeedMore && out.seen === 'sni' && peekSni(flow.data, 0, flow.have, out.tls)) {
+      // A hello longer than we keep (padded): its name came early, and is final.
+      out.status = Status.Ok
+      this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
     }
     table.delete(flow)
     table.stats.completed++

@@ -204,6 +204,37 @@ function parseClientHello (b: Buffer, p: number, q: number, out: TlsHello): Stat
   return out.hasSni ? Status.Ok : Status.NoName
 }
 
+/**
+ * The server name of a ClientHello of which we hold only the start (it runs
+ * past our reassembly cap, as a hello padded to tens of KiB does): the first
+ * record, read in place up to `end`, its extensions in order until one is
+ * cut off. True, with out.sniStart/sniEnd set, when a whole server_name
+ * extension was found. That name is final: a server aborts on a second one
+ * (RFC 8446 §4.2), so what follows cannot change it.
+ */
+export function peekSni (buf: Buffer, start: number, end: number, out: TlsHello): boolean {
+  out.reset()
+  out.buf = buf
+  if (end - start < 9 || buf[start] !== CONTENT_HANDSHAKE || buf[start + 1] !== 3 || buf[start + 5] !== HS_CLIENT_HELLO) return false
+  const stop = Math.min(end, start + 5 + u16(buf, start + 3))
+  let p = start + 9 + 2 + RANDOM_LEN // record and handshake headers, legacy_version, random
+  if (p + 1 > stop) return false
+  p += 1 + (buf[p] as number) // session id
+  if (p + 2 > stop) return false
+  p += 2 + u16(buf, p) // cipher suites
+  if (p + 1 > stop) return false
+  p += 1 + (buf[p] as number) // compression methods
+  p += 2 // extensions length: the list runs past what we hold
+  while (p + 4 <= stop) {
+    const type = u16(buf, p)
+    const dataEnd = p + 4 + u16(buf, p + 2)
+    if (dataEnd > stop) return false
+    if (type === EXT_SERVER_NAME) return readServerName(buf, p + 4, dataEnd, out) && out.hasSni
+    p = dataEnd // advances by at least 4
+  }
+  return false
+}
+
 // RFC 6066 §3: ServerNameList { ServerName server_name_list<1..2^16-1> }
 function readServerName (b: Buffer, p: number, q: number, out: TlsHello): boolean {
   if (p + 2 > q) return false

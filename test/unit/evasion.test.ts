@@ -281,3 +281,56 @@ t.test('a nameless decoy hello does not save an allow: the unknown decision is w
   t.equal(feed(c, tcp4(tu, 21, nameless.subarray(20))), 1)
   t.equal(out.verdict?.reason, 'evasion')
 })
+
+t.test('a hello padded past the reassembly cap is decided on its server name when the name comes first', async (t) => {
+  const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 255])
+  const bigHello = (name: string, paddingFirst: boolean): Buffer => {
+    const host = Buffer.from(name)
+    const sni = Buffer.concat([u16(0), u16(host.length + 5), u16(host.length + 3), Buffer.from([0]), u16(host.length), host])
+    const pad = Buffer.concat([u16(21), u16(20000), Buffer.alloc(20000)]) // RFC 7685 padding
+    const exts = paddingFirst ? Buffer.concat([pad, sni]) : Buffer.concat([sni, pad])
+    const body = Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32, 9), Buffer.from([0]), u16(2), Buffer.from([0x13, 0x01, 1, 0]), u16(exts.length), exts])
+    const hs = Buffer.concat([Buffer.from([1, 0, body.length >> 8, body.length & 255]), body])
+    const records: Buffer[] = []
+    for (let i = 0; i < hs.length; i += 16384) {
+      const chunk = hs.subarray(i, i + 16384)
+      records.push(Buffer.from([0x16, 3, 1]), u16(chunk.length), chunk)
+    }
+    return Buffer.concat(records)
+  }
+  const deliver = (c: Classifier, stream: Buffer): number => {
+    const tu = tuple()
+    const step = Math.ceil(stream.length / 5)
+    let decided = 0
+    for (let i = 0; i < stream.length && decided === 0; i += step) decided = feed(c, tcp4(tu, 1 + i, stream.subarray(i, i + step)))
+    return decided
+  }
+  const c = new Classifier(loadRuleset())
+  t.equal(deliver(c, bigHello('api.anthropic.com', false)), 1)
+  t.equal(out.names[0], 'api.anthropic.com', 'the name before the padding is read')
+  t.equal(out.verdict?.action, 'block')
+  t.ok(c.flows.stats.overflowed >= 1, 'the hello did run past the cap')
+  t.equal(deliver(c, bigHello('api.anthropic.com', true)), 1)
+  t.equal(out.verdict?.reason, 'unknown', 'a name behind 20 KB of padding is out of reach: unknown')
+})
+
+t.test('peekSni on hostile bytes: never throws, never points outside what it was given', async (t) => {
+  const { peekSni, TlsHello } = await import('../../src/extract/tls.js')
+  const h = new TlsHello()
+  const real = hello('api.openai.com')
+  let seed = 7
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed }
+  let found = 0
+  for (let i = 0; i < 20000; i++) {
+    const b = Buffer.from(real)
+    for (let k = 0; k < 1 + (i % 4); k++) b[rnd() % b.length] = rnd() & 255
+    const end = rnd() % (b.length + 1)
+    if (peekSni(b, 0, end, h)) {
+      found++
+      if (h.sniStart < 0 || h.sniEnd > end || h.sniEnd <= h.sniStart) { t.fail(`bad range ${h.sniStart}-${h.sniEnd} of ${end}`); break }
+    }
+  }
+  t.ok(found > 0, `${found} mutated prefixes still named a host, all inside their bytes`)
+  t.equal(peekSni(real, 0, real.length, h), true)
+  t.equal(real.toString('latin1', h.sniStart, h.sniEnd), 'api.openai.com')
+})
