@@ -572,16 +572,7 @@ export class Classifier {
       this.#one(view, out, buf, a, h.ends[i] as number, 0)
       if (out.count === before) unread++
     }
-    if (unread > 0 && out.count > 0 && out.count < MAX_QUESTIONS) {
-      const d = this.ruleset.policy.unknown
-      const i = out.count++
-      out.names[i] = '' as Name
-      out.decisions[i] = d
-      out.cached[i] = false
-      out.qtypes[i] = 0
-      if (out.verdict === null || SEVERITY[d.action] > SEVERITY[out.verdict.action]) out.verdict = d
-      this.stats.decisions++
-    }
+    if (unread > 0 && out.count > 0 && out.count < MAX_QUESTIONS) this.#push(out, '' as Name, this.ruleset.policy.unknown, false, 0)
   }
 
   #one (view: PacketView, out: Outcome, buf: Buffer, start: number, end: number, qtype: number): void {
@@ -625,10 +616,15 @@ export class Classifier {
     const ruleset = this.ruleset
     const cls = ruleset.policy.classes > 1 ? ruleset.policy.sourceClass(view.buf, view.srcAddr, view.ipVersion) : 0
     const d = this.decide(name, cls, this.#cachedFlag)
+    this.#push(out, name, d, this.#cachedFlag.cached, qtype)
+  }
+
+  /** Add one decision to the outcome; the packet's verdict is the strictest so far. */
+  #push (out: Outcome, name: Name, d: Decision, cached: boolean, qtype: number): void {
     const i = out.count++
     out.names[i] = name
     out.decisions[i] = d
-    out.cached[i] = this.#cachedFlag.cached
+    out.cached[i] = cached
     out.qtypes[i] = qtype
     if (out.verdict === null || SEVERITY[d.action] > SEVERITY[out.verdict.action]) out.verdict = d
     this.stats.decisions++
