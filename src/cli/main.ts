@@ -8,6 +8,7 @@ import { loadRuleset, DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../config/index.
 import { ConfigError, loadLists, VENDOR_ID } from '../config/lists.js'
 import { loadPolicy } from '../config/policy.js'
 import { importList, LIST_FORMATS, type ListFormat } from '../config/import.js'
+import { MAX_IMPORT_BYTES, readTextFile, ReadError } from '../config/read.js'
 import { Classifier } from '../classify/index.js'
 import { DEFAULT_CACHE_SIZE } from '../cache/index.js'
 import { DecisionLog, FdLines, json } from '../log/index.js'
@@ -364,9 +365,11 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
       if (opts.source !== undefined) headerText('--source', opts.source)
       let text: string
       try {
-        text = readFileSync(file, 'utf8')
+        // A pipe is fine here (`<(curl …)`, as the admin names it); a device is not; either is capped.
+        text = readTextFile(file, 'list to import', MAX_IMPORT_BYTES, { pipes: true })
       } catch (err) {
-        throw new UsageError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+        if (err instanceof ReadError) throw new UsageError(err.message)
+        throw err
       }
       const r = importList(text, opts.format, { file, includeDir: opts.includeDir, keepAds: opts.keepAds })
       const lines = [

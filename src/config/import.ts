@@ -1,6 +1,7 @@
-import { readFileSync, realpathSync } from 'node:fs'
+import { realpathSync } from 'node:fs'
 import { isAbsolute, join, sep } from 'node:path'
 import { parsePattern, isPatternError } from '../match/pattern.js'
+import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
 
 /**
  * Importers for the list formats admins already keep. Each turns a file into
@@ -138,9 +139,10 @@ function importV2fly (
       if (depth >= MAX_INCLUDE_DEPTH || stack.has(incFile)) { skipped.push({ line, text: raw, reason: 'include cycle or too deep', file }); continue }
       let incText: string
       try {
-        incText = readFileSync(incFile, 'utf8')
-      } catch {
-        skipped.push({ line, text: raw, reason: `cannot read ${incFile}`, file })
+        // The name comes from the imported file: only a regular file, and not a huge one.
+        incText = readTextFile(incFile, 'include', MAX_LIST_BYTES)
+      } catch (err) {
+        skipped.push({ line, text: raw, reason: err instanceof ReadError ? err.message : `cannot read ${incFile}`, file })
         continue
       }
       // The filter of an outer include also holds for everything it pulls in.

@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { join, basename } from 'node:path'
 import { parsePattern, isPatternError, type Pattern } from '../match/pattern.js'
+import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
 
 /**
  * Vendor list files (rules/vendors/<vendor>.txt), our one compiled format:
@@ -113,10 +114,11 @@ export function loadLists (dir: string, strict = false): VendorList[] {
     const file = join(dir, n)
     let text: string
     try {
-      text = readFileSync(file, 'utf8')
+      // Only regular files: a FIFO or a device named *.txt would hang the loader.
+      text = readTextFile(file, 'list', MAX_LIST_BYTES)
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      problems.push(`${file}: cannot read list: ${code === 'EISDIR' ? 'is a directory' : code ?? String(err)}`)
+      if (!(err instanceof ReadError)) throw err
+      problems.push(err.message)
       continue
     }
     lists.push(parseList(text, file, problems, strict))

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs'
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml'
+import { LineCounter, Parser, parseDocument, isMap, isSeq, isScalar, type CST, type Node } from 'yaml'
 import { ACTIONS, parseCidr, type Action, type NetworkPolicy, type PolicyInput } from '../policy/index.js'
 import { parsePattern, isPatternError } from '../match/pattern.js'
 import { ConfigError, stripBom } from './lists.js'
+import { MAX_POLICY_BYTES, readTextFile, ReadError } from './read.js'
 
 /**
  * The policy file (YAML, parsed by the `yaml` package):
@@ -27,21 +27,59 @@ import { ConfigError, stripBom } from './lists.js'
 const TOP_KEYS = ['default', 'unknown', 'evasion', 'vendors', 'categories', 'allow', 'networks']
 const NET_KEYS = ['name', 'cidrs', 'vendors', 'categories', 'default']
 
+/**
+ * The deepest nesting of collections a policy may have. A real policy needs 4
+ * (networks, an entry, vendors, the action); the `yaml` composer recurses once
+ * per level and, thousands of levels down, reports only "Maximum call stack
+ * size exceeded", so deeper documents are refused before composing.
+ */
+export const MAX_POLICY_DEPTH = 64
+
+/**
+ * The offset of the first collection nested deeper than `max`, or -1. Walks
+ * the CST of `yaml`'s Parser (which keeps its own stack, no recursion) with an
+ * explicit stack, so it cannot run out of call stack either.
+ */
+export function nestingPastDepth (text: string, max: number): number {
+  const stack: Array<{ tok: CST.Token, depth: number }> = []
+  for (const tok of new Parser().parse(text)) {
+    if (tok.type === 'document' && tok.value !== undefined) stack.push({ tok: tok.value, depth: 0 })
+    while (stack.length > 0) {
+      const { tok: t, depth } = stack.pop() as { tok: CST.Token, depth: number }
+      if (t.type !== 'block-map' && t.type !== 'block-seq' && t.type !== 'flow-collection') continue
+      if (depth + 1 > max) return t.offset
+      for (const item of t.items) {
+        if (item.key != null) stack.push({ tok: item.key, depth: depth + 1 })
+        if (item.value !== undefined) stack.push({ tok: item.value, depth: depth + 1 })
+      }
+    }
+  }
+  return -1
+}
+
 export interface KnownNames { readonly vendors: ReadonlySet<string>, readonly categories: ReadonlySet<string> }
 
 export function loadPolicy (file: string, known?: KnownNames): PolicyInput {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = readTextFile(file, 'policy', MAX_POLICY_BYTES)
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read policy: ${(err as NodeJS.ErrnoException).code ?? String(err)}`])
+    if (err instanceof ReadError) throw new ConfigError([err.message])
+    throw err
   }
   return parsePolicy(text, file, known)
 }
 
 export function parsePolicy (text: string, file: string, known?: KnownNames): PolicyInput {
+  const src = stripBom(text)
+  const deep = nestingPastDepth(src, MAX_POLICY_DEPTH)
+  if (deep >= 0) {
+    let line = 1
+    for (let i = src.indexOf('\n'); i >= 0 && i < deep; i = src.indexOf('\n', i + 1)) line++
+    throw new ConfigError([`${file}:${line}: nesting deeper than ${MAX_POLICY_DEPTH} levels (a policy needs 4)`])
+  }
   const lc = new LineCounter()
-  const doc = parseDocument(stripBom(text), { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
+  const doc = parseDocument(src, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
   const problems: string[] = []
   const at = (node: Node | null | undefined): string => {
     const off = node?.range?.[0] ?? 0
