@@ -1,0 +1,146 @@
+import t from 'tap'
+import { parseTls, peekSni, TlsHello, MAX_SKIPPED_ALERTS, MAX_EMPTY_RECORDS } from '../../src/extract/tls.js'
+import { readName, NameOut } from '../../src/name/index.js'
+import { Status } from '../../src/util/status.js'
+import { payloads } from '../helpers/fixtures.js'
+
+/**
+ * Issue 11, class 3: read as leniently as the most lenient common server.
+ * Each rule below was measured against Go 1.19 crypto/tls and OpenSSL 3.0
+ * servers (test/unit/differential.test.ts keeps measuring OpenSSL).
+ */
+
+const nameOut = new NameOut()
+const h = new TlsHello()
+const [file, hello] = payloads('tls').find(([n]) => n === 'tls/curl-7.88-claude.ai.bin') as [string, Buffer]
+const body = hello.subarray(5, 5 + hello.readUInt16BE(3))
+
+function rec (type: number, data: number[] | Buffer, ver = 0x0303): Buffer {
+  const d = Buffer.from(data)
+  return Buffer.concat([Buffer.from([type, ver >> 8, ver & 255, d.length >> 8, d.length & 255]), d])
+}
+const warning = rec(0x15, [1, 90]) // warning user_canceled: Go drops it
+const emptyHs = rec(0x16, []) // OpenSSL drops it
+const emptyCcs = rec(0x14, []) // OpenSSL drops it
+function times (b: Buffer, n: number): Buffer { return Buffer.concat(new Array<Buffer>(n).fill(b)) }
+function nameOf (st: Status): string {
+  if (st !== Status.Ok) return `status ${st}`
+  return readName(h.buf, h.sniStart, h.sniEnd, nameOut) ? nameOut.name : 'invalid'
+}
+/** The hello's handshake bytes in records of `size`, with `between` after each but the last. */
+function fragmented (size: number, between: Buffer): Buffer {
+  const parts: Buffer[] = []
+  for (let i = 0; i < body.length; i += size) {
+    if (i > 0) parts.push(between)
+    parts.push(rec(0x16, body.subarray(i, Math.min(body.length, i + size)), 0x0301))
+  }
+  return Buffer.concat(parts)
+}
+
+t.test(`${file} as sent: nothing skipped`, async (t) => {
+  t.equal(nameOf(parseTls(hello, 0, hello.length, h)), 'claude.ai')
+  t.equal(h.skipped, 0)
+  t.equal(h.helloStart, 0)
+})
+
+t.test('a warning alert before the hello (Go drops up to 16 in a row)', async (t) => {
+  const b = Buffer.concat([warning, hello])
+  t.equal(nameOf(parseTls(b, 0, b.length, h)), 'claude.ai', 'a 7-byte alert in front: the name is read')
+  t.equal(h.skipped, 1)
+  t.equal(h.helloStart, 7, 'where the hello record begins')
+  t.equal(h.consumed, b.length)
+  const sixteen = Buffer.concat([times(warning, MAX_SKIPPED_ALERTS), hello])
+  t.equal(nameOf(parseTls(sixteen, 0, sixteen.length, h)), 'claude.ai')
+  t.equal(h.skipped, 16)
+  // Go: "tls: too many ignored records"; OpenSSL takes no alert before the hello.
+  const seventeen = Buffer.concat([times(warning, MAX_SKIPPED_ALERTS + 1), hello])
+  t.equal(parseTls(seventeen, 0, seventeen.length, h), Status.Unsupported, '17 alerts: no server reads on')
+  // Any warning other than close_notify, any record version under 0x1000 (Go's first-record test).
+  const odd = Buffer.concat([rec(0x15, [1, 40], 0x0001), hello])
+  t.equal(nameOf(parseTls(odd, 0, odd.length, h)), 'claude.ai', 'warning handshake_failure, record version 0x0001')
+  // Every prefix waits for more bytes, inside the alert too.
+  let bad = 0
+  for (let n = 0; n < b.length; n++) if (parseTls(b, 0, n, h) !== Status.NeedMore) bad++
+  t.equal(bad, 0, 'every truncation asks for more bytes')
+  t.equal(parseTls(warning, 0, warning.length, h), Status.NeedMore, 'the alert alone: need more')
+  t.equal(h.needed, 12, 'at least the next record header')
+})
+
+t.test('alerts no server drops keep today\'s status', async (t) => {
+  const cases: Array<[string, Buffer]> = [
+    ['close_notify (Go: EOF)', rec(0x15, [1, 0])],
+    ['fatal alert', rec(0x15, [2, 40])],
+    ['unknown level', rec(0x15, [3, 40])],
+    ['3-byte alert', rec(0x15, [1, 40, 0])],
+    ['two alerts in one record', rec(0x15, [1, 90, 1, 90])],
+    ['record version 0x1001', rec(0x15, [1, 90], 0x1001)],
+    ['change_cipher_spec with its byte (both refuse it before the hello)', rec(0x14, [1])],
+    ['application data', rec(0x17, [1, 2, 3])],
+  ]
+  for (const [what, r] of cases) {
+    const b = Buffer.concat([r, hello])
+    t.equal(parseTls(b, 0, b.length, h), Status.Unsupported, what)
+  }
+  // An alert and an empty record: Go refuses the empty one, OpenSSL the alert.
+  const mixed = Buffer.concat([warning, emptyHs, hello])
+  t.not(parseTls(mixed, 0, mixed.length, h), Status.Ok, 'alert then empty record: neither server reads on')
+})
+
+t.test('empty handshake and change_cipher_spec records (OpenSSL drops up to 32 in a row)', async (t) => {
+  const one = Buffer.concat([emptyHs, hello])
+  t.equal(nameOf(parseTls(one, 0, one.length, h)), 'claude.ai', 'one empty handshake record (was Malformed)')
+  t.equal(h.skipped, 1)
+  t.equal(h.helloStart, 5)
+  const ccs = Buffer.concat([emptyCcs, emptyHs, hello])
+  t.equal(nameOf(parseTls(ccs, 0, ccs.length, h)), 'claude.ai', 'an empty change_cipher_spec record')
+  const max = Buffer.concat([times(emptyHs, MAX_EMPTY_RECORDS), hello])
+  t.equal(nameOf(parseTls(max, 0, max.length, h)), 'claude.ai')
+  t.equal(h.skipped, 32)
+  const over = Buffer.concat([times(emptyHs, MAX_EMPTY_RECORDS + 1), hello])
+  t.equal(parseTls(over, 0, over.length, h), Status.Malformed, '33: RECORD_TOO_SMALL')
+  const cOver = Buffer.concat([times(emptyCcs, MAX_EMPTY_RECORDS + 1), hello])
+  t.equal(parseTls(cOver, 0, cOver.length, h), Status.Unsupported, '33 empty change_cipher_spec')
+  // OpenSSL wants record version major 3 (an empty record of version 0x0201 is refused by both).
+  const v2 = Buffer.concat([rec(0x16, [], 0x0201), hello])
+  t.equal(parseTls(v2, 0, v2.length, h), Status.Malformed, 'empty record of version 0x0201')
+})
+
+t.test('the hello record itself: any record version Go takes', async (t) => {
+  for (const ver of [0x0001, 0x0203, 0x0300, 0x0f01]) {
+    const b = rec(0x16, body, ver)
+    t.equal(nameOf(parseTls(b, 0, b.length, h)), 'claude.ai', `record version ${ver.toString(16)}`)
+  }
+  const b = rec(0x16, body, 0x1001)
+  t.equal(parseTls(b, 0, b.length, h), Status.Unsupported, 'version 0x1001: no server')
+})
+
+t.test('dropped records between the pieces of a fragmented hello', async (t) => {
+  const cases: Array<[string, Buffer, number]> = [
+    ['16 warnings between each piece (Go restarts its count at each piece)', times(warning, 16), 16],
+    ['32 empty handshake records between each piece', times(emptyHs, 32), 32],
+    ['an empty change_cipher_spec between each piece', emptyCcs, 1],
+  ]
+  for (const [what, between, each] of cases) {
+    const b = fragmented(100, between)
+    t.equal(nameOf(parseTls(b, 0, b.length, h)), 'claude.ai', what)
+    t.equal(h.skipped, each * (h.records - 1))
+    t.ok(h.records > 1)
+    let bad = 0
+    for (let n = 0; n < b.length; n += 7) if (parseTls(b, 0, n, h) !== Status.NeedMore) bad++
+    t.equal(bad, 0, 'prefixes ask for more bytes')
+  }
+  const over = fragmented(100, times(warning, 17))
+  t.equal(parseTls(over, 0, over.length, h), Status.Malformed, '17 warnings between two pieces')
+  const ccs = fragmented(100, rec(0x14, [1]))
+  t.equal(parseTls(ccs, 0, ccs.length, h), Status.Malformed, 'a change_cipher_spec with data between pieces (as before)')
+})
+
+t.test('peekSni reads past the same records', async (t) => {
+  const b = Buffer.concat([warning, emptyHs.subarray(0, 0), hello])
+  t.equal(peekSni(b, 0, b.length - 100, h), true)
+  t.equal(h.buf.toString('latin1', h.sniStart, h.sniEnd), 'claude.ai')
+  const e = Buffer.concat([times(emptyHs, 3), hello])
+  t.equal(peekSni(e, 0, e.length - 100, h), true)
+  const bad = Buffer.concat([rec(0x15, [2, 40]), hello])
+  t.equal(peekSni(bad, 0, bad.length, h), false, 'behind a fatal alert: nothing')
+})
