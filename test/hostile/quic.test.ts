@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseQuicInitial, CryptoAssembler, QuicInfo, QUIC_V1, QUIC_V2, MAX_CRYPTO_BYTES } from '../../src/extract/quic.js'
+import {
+  parseQuicInitial, CryptoAssembler, QuicInfo, QUIC_V1, QUIC_V2, QUIC_DRAFT29, MAX_CRYPTO_BYTES, QuicRefusal, keyDerivations,
+} from '../../src/extract/quic.js'
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status, statusName } from '../../src/util/status.js'
 import { FIXTURES } from '../helpers/fixtures.js'
@@ -29,6 +31,8 @@ const exp = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
   connections: Record<string, { sni: string, files: string[] }>
 }
 const bin = (f: string): Buffer => readFileSync(join(DIR, f))
+/** RFC 9000 §14.1: datagrams with an Initial are padded to 1200 bytes (zero bytes after the packet here). */
+const pad1200 = (b: Buffer): Buffer => b.length >= 1200 ? b : Buffer.concat([b, Buffer.alloc(1200 - b.length)])
 const STATUSES = new Set<number>(Object.values(Status))
 const PAD = 64
 const POISON = 0xc3 // looks like the start of a v1 long header
@@ -63,6 +67,12 @@ function check (t: Test, bytes: Uint8Array, asm: CryptoAssembler, want: string |
   if (!STATUSES.has(st)) t.fail(`${label}: status ${st}`)
   if (!b.equals(copy)) t.fail(`${label}: input was modified`)
   if (q.dcidLen > 0 && (q.dcidStart < s || q.dcidStart + q.dcidLen > e)) t.fail(`${label}: dcid out of bounds`)
+  // The typed outcome is consistent: an unknown version is Unsupported; what authenticated is not refused;
+  // a Handshake packet counts only behind an authenticated Initial.
+  if (q.unknownVersion && (st !== Status.Unsupported || q.refused !== QuicRefusal.Version)) t.fail(`${label}: unknownVersion with ${statusName(st)}`)
+  if (q.authenticated !== (q.initials > 0) || (q.authenticated && q.refused !== QuicRefusal.None)) t.fail(`${label}: authenticated ${q.authenticated}, refused ${q.refused}`)
+  if (q.handshake && !q.authenticated) t.fail(`${label}: handshake without an authenticated Initial`)
+  if ((st === Status.Ok || st === Status.NeedMore || st === Status.NoName) && !q.authenticated) t.fail(`${label}: ${statusName(st)} without authentication`)
   if (st === Status.Ok) {
     const h = asm.hello
     if (h.buf !== asm.buf || h.sniStart < 0 || h.sniEnd > asm.contiguous || h.sniStart >= h.sniEnd) {
@@ -151,7 +161,7 @@ t.test('random bytes behind a valid-looking long header', async (t) => {
   const asm = new CryptoAssembler()
   let opened = 0
   for (let k = 0; k < 6000; k++) {
-    const version = [QUIC_V1, QUIC_V2, (r() * 2 ** 32) >>> 0][Math.floor(r() * 3)] as number
+    const version = [QUIC_V1, QUIC_V2, QUIC_DRAFT29, (r() * 2 ** 32) >>> 0][Math.floor(r() * 4)] as number
     const dcidLen = r() < 0.9 ? 8 : Math.floor(r() * 32)
     const scidLen = r() < 0.8 ? Math.floor(r() * 21) : Math.floor(r() * 256)
     const payload = Buffer.from(Array.from({ length: Math.floor(r() * 1300) }, () => Math.floor(r() * 256)))
@@ -224,7 +234,7 @@ t.test('random frames behind a valid GCM tag', async (t) => {
     let payload = Buffer.concat(frames)
     if (r() < 0.2) payload = payload.subarray(0, Math.floor(r() * payload.length)) // cut mid-frame
     if (payload.length < 4) payload = Buffer.concat([payload, Buffer.alloc(4 - payload.length)])
-    const pkt = sealInitial({ version: r() < 0.5 ? QUIC_V1 : QUIC_V2, dcid: DCID, pn: k, pnLen: 4, frames: payload })
+    const pkt = pad1200(sealInitial({ version: [QUIC_V1, QUIC_V2, QUIC_DRAFT29][k % 3] as number, dcid: DCID, pn: k, pnLen: 4, frames: payload }))
     asm.reset()
     // The sender's bytes decide the stream, so any name is "right" here: check bounds and status only.
     const st = check(t, pkt, asm, null, `frames#${k}`)
@@ -238,7 +248,7 @@ t.test('named hostile frames', async (t) => {
   const hello = cryptoFrame(0, HELLO)
   const run = (frames: Buffer): Status => {
     asm.reset()
-    return check(t, sealInitial({ dcid: DCID, frames: Buffer.concat([frames, Buffer.alloc(8)]) }), asm, 'example.com', frames.toString('hex').slice(0, 40))
+    return check(t, pad1200(sealInitial({ dcid: DCID, frames: Buffer.concat([frames, Buffer.alloc(8)]) })), asm, 'example.com', frames.toString('hex').slice(0, 40))
   }
   // CRYPTO past the 16 KiB cap (MAX_CRYPTO_BYTES): never buffered.
   t.equal(run(cryptoFrame(MAX_CRYPTO_BYTES, Buffer.from('x'))), Status.Malformed, 'offset = cap')
@@ -262,22 +272,58 @@ t.test('named hostile frames', async (t) => {
   // (the last: ACK_ECN with two of its three ECN counts)
   for (const tail of [[0x06], [0x06, 0x40], [0x02, 0x80, 0], [0x1c, 0xc0], [0x03, 5, 0, 0, 0, 1, 1]]) {
     asm.reset()
-    const st = check(t, sealInitial({ dcid: DCID, frames: Buffer.concat([hello, Buffer.from(tail)]) }), asm, null, `tail ${tail}`)
+    const st = check(t, pad1200(sealInitial({ dcid: DCID, frames: Buffer.concat([hello, Buffer.from(tail)]) })), asm, null, `tail ${tail}`)
     t.equal(st, Status.Malformed, `varint cut: ${Buffer.from(tail).toString('hex')}`)
   }
   // Header fields out of range.
-  const good = sealInitial({ dcid: DCID, frames: Buffer.concat([hello, Buffer.alloc(20)]) })
-  const bad: Array<[string, Buffer]> = [
-    ['DCID length 21', Buffer.concat([good.subarray(0, 5), Buffer.from([21]), good.subarray(6)])],
-    ['SCID length 255', Buffer.concat([good.subarray(0, 14), Buffer.from([255]), good.subarray(15)])],
-    ['token length 2^61', Buffer.concat([good.subarray(0, 15), varint(2 ** 61, 8), good.subarray(16)])],
-    ['Length 0', Buffer.concat([good.subarray(0, 16), varint(0, 2), good.subarray(18)])],
-    ['only the header', good.subarray(0, 22)],
+  const good = pad1200(sealInitial({ dcid: DCID, frames: Buffer.concat([hello, Buffer.alloc(20)]) }))
+  const bad: Array<[string, Buffer, QuicRefusal]> = [
+    ['DCID length 21', Buffer.concat([good.subarray(0, 5), Buffer.from([21]), good.subarray(6)]), QuicRefusal.Header],
+    ['SCID length 255', Buffer.concat([good.subarray(0, 14), Buffer.from([255]), good.subarray(15)]), QuicRefusal.Header],
+    ['token length 2^61', Buffer.concat([good.subarray(0, 15), varint(2 ** 61, 8), good.subarray(16)]), QuicRefusal.Header],
+    ['Length 0', Buffer.concat([good.subarray(0, 16), varint(0, 2), good.subarray(18)]), QuicRefusal.Header],
+    ['Length one past the datagram', Buffer.concat([good.subarray(0, 16), varint(1200 - 18 + 1, 2), good.subarray(18)]), QuicRefusal.Header],
+    ['only the header', good.subarray(0, 22), QuicRefusal.Small],
+    ['fixed bit 0, no token', Buffer.concat([Buffer.from([(good[0] as number) & ~0x40]), good.subarray(1)]), QuicRefusal.FixedBit],
+    ['1199 bytes', good.subarray(0, 1199), QuicRefusal.Small],
   ]
-  for (const [label, b] of bad) {
+  const before = keyDerivations()
+  for (const [label, b, why] of bad) {
     asm.reset()
     t.equal(check(t, b, asm, null, label), Status.Malformed, label)
+    t.equal(q.refused, why, `${label}: refused as ${why}`)
   }
+  t.equal(keyDerivations(), before, 'all refused before any key derivation')
+})
+
+t.test('random-DCID Initials and Handshake-shaped datagrams: typed, never authenticated, never a handshake', async (t) => {
+  const r = rng(0x1d)
+  const rand = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)))
+  const asm = new CryptoAssembler()
+  const seen = new Map<string, number>()
+  for (let k = 0; k < 3000; k++) {
+    const version = [QUIC_V1, QUIC_V2, QUIC_DRAFT29][k % 3] as number
+    const typeBits = Math.floor(r() * 4)
+    const dcid = rand(r() < 0.8 ? 8 : Math.floor(r() * 21))
+    const head = Buffer.concat([
+      Buffer.from([0xc0 | (typeBits << 4) | Math.floor(r() * 16), version >>> 24, (version >>> 16) & 255, (version >>> 8) & 255, version & 255, dcid.length]),
+      dcid, Buffer.from([0]), typeBits === 0 || (version === QUIC_V2 && typeBits === 1) ? Buffer.from([0]) : Buffer.alloc(0),
+    ])
+    const size = 1200 + Math.floor(r() * 100)
+    const b = Buffer.concat([head, varint(size - head.length - 2, 2), rand(size - head.length - 2)])
+    // Sometimes a flow that already authenticated an Initial (its keys are tried too).
+    asm.reset()
+    if (r() < 0.3) {
+      const real = seeds[k % seeds.length] as Seed
+      primed(real, asm)
+    }
+    const st = check(t, b, asm, null, `random-dcid#${k}`)
+    if (q.authenticated || q.handshake) t.fail(`random-dcid#${k}: authenticated ${q.authenticated}, handshake ${q.handshake}`)
+    const key = `${statusName(st)}/${q.refused}`
+    seen.set(key, (seen.get(key) ?? 0) + 1)
+  }
+  t.ok((seen.get(`malformed/${QuicRefusal.Unauthenticated}`) ?? 0) > 0 && (seen.get(`unsupported/${QuicRefusal.None}`) ?? 0) > 0,
+    `outcomes: ${JSON.stringify(Object.fromEntries(seen))}`)
 })
 
 t.test('assembler against a model: random fragments, overlaps, cap', async (t) => {

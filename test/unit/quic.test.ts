@@ -3,13 +3,15 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   parseQuicInitial, CryptoAssembler, QuicInfo, InitialKeys, hkdfLabel, keyDerivations,
-  QUIC_V1, QUIC_V2, MAX_CRYPTO_BYTES,
+  QUIC_V1, QUIC_V2, QUIC_DRAFT29, MAX_CRYPTO_BYTES, QuicRefusal, quicRefusalName, isKnownVersion,
 } from '../../src/extract/quic.js'
+import { createCipheriv } from 'node:crypto'
 import { alpnList } from '../../src/extract/tls.js'
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status, statusName } from '../../src/util/status.js'
 import { FIXTURES } from '../helpers/fixtures.js'
 import { sealInitial, cryptoFrame, varint } from '../fixtures/quic/seal.js'
+import { rng } from '../helpers/rng.js'
 
 /**
  * QUIC Initial reader on real bytes: the published RFC 9001 / RFC 9369
@@ -50,6 +52,8 @@ const exp = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
   connections: Record<string, ConnExp>
 }
 const bin = (f: string): Buffer => readFileSync(join(DIR, f))
+/** RFC 9000 §14.1: a client pads every datagram with an Initial to 1200 bytes; zero bytes after the packet do it here. */
+const pad1200 = (b: Buffer): Buffer => b.length >= 1200 ? b : Buffer.concat([b, Buffer.alloc(1200 - b.length)])
 const nameOut = new NameOut()
 
 /** The SNI the assembler's hello points at, through the same name reader the classifier uses. */
@@ -97,6 +101,21 @@ t.test('HKDF labels and client keys match RFC 9001 A.1 and RFC 9369 A.1', async 
   t.equal(k.iv.toString('hex'), '91f73e2351d8fa91660e909f', 'v2 iv')
   // RFC 9369 A.2: sample ffe67b6abcdb4298b485dd04de806071, mask 94a0c95e80
   t.equal(k.hp?.update(Buffer.from('ffe67b6abcdb4298b485dd04de806071', 'hex')).subarray(0, 5).toString('hex'), '94a0c95e80', 'v2 hp mask')
+  // draft-ietf-quic-tls-29 A.1 (same DCID): key, iv, and hp = 9ddd12c994c0698b89374a9c077a3077,
+  // checked through the mask it gives (AES-ECB of a sample, RFC 9001 §5.4.3).
+  k.derive(QUIC_DRAFT29, RFC_DCID, 0, 8)
+  t.equal(k.key.toString('hex'), '175257a31eb09dea9366d8bb79ad80ba', 'draft-29 key')
+  t.equal(k.iv.toString('hex'), '6b26114b9cba2b63a9e8dd4f', 'draft-29 iv')
+  const sample = Buffer.from('d1b1c98dd7689fb8ec11d242b123dc9b', 'hex')
+  const want = createCipheriv('aes-128-ecb', Buffer.from('9ddd12c994c0698b89374a9c077a3077', 'hex'), null).update(sample)
+  t.same(k.hp?.update(sample), want, 'draft-29 hp')
+  // The header-protection key comes first and alone; key and iv only when asked.
+  const h = new InitialKeys()
+  h.deriveHp(QUIC_V1, RFC_DCID, 0, 8)
+  t.notOk(h.aead, 'deriveHp leaves the AEAD key for later')
+  t.equal(h.hp?.update(Buffer.from('d1b1c98dd7689fb8ec11d242b123dc9b', 'hex')).subarray(0, 5).toString('hex'), '437b9aec36')
+  h.deriveAead()
+  t.equal(h.key.toString('hex'), '1f369613dd76d5467730efcbe3b1a22d', 'then the same key as derive()')
 })
 
 t.test('the test sealer re-creates RFC 9001 A.2 and RFC 9369 A.2 byte for byte', async (t) => {
@@ -277,18 +296,165 @@ t.test('not a client Initial: Unsupported without crypto', async (t) => {
     // RFC 9369 §3.2: v2 type bits 00 are Retry, 11 Handshake.
     ['v2 Retry', Buffer.concat([Buffer.from([0xc0, 0x6b, 0x33, 0x43, 0xcf]), rfc.subarray(5)])],
     ['v2 Handshake', Buffer.concat([Buffer.from([0xf0, 0x6b, 0x33, 0x43, 0xcf]), rfc.subarray(5)])],
-    // draft-29 and an unknown version.
-    ['draft-29', Buffer.concat([Buffer.from([0xc0, 0xff, 0x00, 0x00, 0x1d]), rfc.subarray(5)])],
-    ['grease version', Buffer.concat([Buffer.from([0xc0, 0x1a, 0x2a, 0x3a, 0x4a]), rfc.subarray(5)])],
   ]
   for (const [label, b] of cases) {
-    t.equal(parseQuicInitial(b, 0, b.length, new CryptoAssembler(), new QuicInfo()), Status.Unsupported, label)
+    const q = new QuicInfo()
+    t.equal(parseQuicInitial(b, 0, b.length, new CryptoAssembler(), q), Status.Unsupported, label)
+    t.notOk(q.unknownVersion, `${label}: a version we read, or version negotiation`)
+    t.equal(q.refused, QuicRefusal.None)
+    t.notOk(q.authenticated)
   }
   t.equal(keyDerivations(), before, 'no key derived for any of them')
   t.equal(parseQuicInitial(rfc, 0, 0, new CryptoAssembler(), new QuicInfo()), Status.Malformed, 'empty datagram')
   // RFC 9369 §3.2: type bits 00 mean Retry in v2, so a v1 Initial relabelled v2 is not an Initial.
   const relabelled = Buffer.concat([rfc.subarray(0, 1), Buffer.from([0x6b, 0x33, 0x43, 0xcf]), rfc.subarray(5)])
   t.equal(parseQuicInitial(relabelled, 0, relabelled.length, new CryptoAssembler(), new QuicInfo()), Status.Unsupported)
+})
+
+t.test('versions: draft-29 is read like v1; any other is a typed quic-version refusal, before any crypto', async (t) => {
+  t.ok(isKnownVersion(QUIC_V1) && isKnownVersion(QUIC_V2) && isKnownVersion(QUIC_DRAFT29))
+  const hello = cryptoFrame(0, RFC_HELLO)
+  // draft-29 Initial (sealed with draft-29 keys, which the A.1 vectors check above).
+  const d29 = pad1200(sealInitial({ version: QUIC_DRAFT29, dcid: RFC_DCID, frames: hello }))
+  const asm = new CryptoAssembler()
+  const q = new QuicInfo()
+  t.equal(parseQuicInitial(d29, 0, d29.length, asm, q), Status.Ok, 'draft-29 Initial')
+  t.equal(sniOf(asm), 'example.com')
+  t.equal(q.version, QUIC_DRAFT29)
+  t.ok(q.authenticated)
+  t.notOk(q.unknownVersion)
+  // A v1 packet relabelled draft-29 does not open (other salt).
+  const rfc = bin('rfc9001-a2-client-initial.bin')
+  const relabelled = Buffer.concat([rfc.subarray(0, 1), Buffer.from([0xff, 0, 0, 0x1d]), rfc.subarray(5)])
+  t.equal(parseQuicInitial(relabelled, 0, relabelled.length, new CryptoAssembler(), q), Status.Malformed)
+  t.equal(q.refused, QuicRefusal.Unauthenticated)
+  // Unknown versions: draft-32 (same salt as 29, not read), draft-28, grease (RFC 9000 §15), a Google QUIC tag.
+  const before = keyDerivations()
+  for (const v of [0xff000020, 0xff00001c, 0x1a2a3a4a, 0x51303530, 0x00000002]) {
+    const b = Buffer.concat([rfc.subarray(0, 1), Buffer.from([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]), rfc.subarray(5)])
+    t.equal(parseQuicInitial(b, 0, b.length, new CryptoAssembler(), q), Status.Unsupported, v.toString(16))
+    t.ok(q.unknownVersion, `${v.toString(16)}: unknownVersion`)
+    t.equal(q.refused, QuicRefusal.Version)
+    t.equal(quicRefusalName(q.refused), 'quic-version')
+    t.equal(q.version, v, 'the version read')
+    // Under 1200 bytes servers drop it without Version Negotiation (RFC 9000 §5.2.2).
+    t.equal(parseQuicInitial(b, 0, 1199, new CryptoAssembler(), q), Status.Malformed, `${v.toString(16)} in 1199 bytes`)
+    t.notOk(q.unknownVersion)
+    t.equal(q.refused, QuicRefusal.Small)
+  }
+  t.equal(keyDerivations(), before, 'no key derived for an unknown version')
+})
+
+t.test('refused before any key derivation: small datagram, fixed bit, header overruns', async (t) => {
+  const rfc = bin('rfc9001-a2-client-initial.bin')
+  const before = keyDerivations()
+  const q = new QuicInfo()
+  const st = (b: Buffer, end = b.length): Status => parseQuicInitial(b, 0, end, new CryptoAssembler(), q)
+  // RFC 9000 §14.1: an Initial in a datagram under 1200 bytes.
+  for (const v of [QUIC_V1, QUIC_V2, QUIC_DRAFT29]) {
+    const b = Buffer.concat([Buffer.from([v === QUIC_V2 ? 0xd0 : 0xc0, v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]), rfc.subarray(5)])
+    t.equal(st(b, 1199), Status.Malformed, `${v.toString(16)}: 1199 bytes`)
+    t.equal(q.refused, QuicRefusal.Small)
+    t.equal(q.version, v)
+  }
+  // RFC 9287 §3: fixed bit 0 on a first Initial without a token.
+  t.equal(st(Buffer.concat([Buffer.from([(rfc[0] as number) & ~0x40]), rfc.subarray(1)])), Status.Malformed, 'fixed bit 0')
+  t.equal(q.refused, QuicRefusal.FixedBit)
+  // Header fields past the datagram (RFC 9000 §17.2).
+  const dcidAt = 5
+  const cases: Array<[string, Buffer]> = [
+    ['DCID length 21', Buffer.concat([rfc.subarray(0, dcidAt), Buffer.from([21]), rfc.subarray(dcidAt + 1)])],
+    ['token length past the end', Buffer.concat([rfc.subarray(0, 15), varint(5000, 2), rfc.subarray(17)])],
+    ['Length past the end', Buffer.concat([rfc.subarray(0, 16), varint(1200, 2), rfc.subarray(18)])],
+    ['Length too short for the sample', Buffer.concat([rfc.subarray(0, 16), varint(19, 2), rfc.subarray(18)])],
+  ]
+  for (const [label, b] of cases) {
+    t.equal(st(b), Status.Malformed, label)
+    t.equal(q.refused, QuicRefusal.Header, `${label}: header`)
+    t.notOk(q.authenticated)
+  }
+  t.equal(keyDerivations(), before, 'none of them derived a key')
+})
+
+t.test('short DCID on a first Initial: flagged, still read; a later Initial with the server\'s short DCID is not', async (t) => {
+  const hello = cryptoFrame(0, RFC_HELLO)
+  for (const len of [0, 1, 4, 7]) {
+    const b = pad1200(sealInitial({ dcid: Buffer.alloc(len, 0x5a), frames: hello }))
+    const asm = new CryptoAssembler()
+    const q = new QuicInfo()
+    t.equal(parseQuicInitial(b, 0, b.length, asm, q), Status.Ok, `${len}-byte DCID`)
+    t.ok(q.shortDcid && q.authenticated, `${len}-byte DCID: shortDcid, authenticated (a real first Initial)`)
+    t.equal(sniOf(asm), 'example.com')
+    // With a token (after Retry the DCID is the server's choice, RFC 9000 §7.2) it is not flagged.
+    const r = pad1200(sealInitial({ dcid: Buffer.alloc(len, 0x5a), token: Buffer.alloc(20, 1), frames: hello }))
+    t.equal(parseQuicInitial(r, 0, r.length, new CryptoAssembler(), q), Status.Ok)
+    t.notOk(q.shortDcid, `${len}-byte DCID with a token`)
+  }
+  const b8 = pad1200(sealInitial({ dcid: Buffer.alloc(8, 0x5a), frames: hello }))
+  const q = new QuicInfo()
+  t.equal(parseQuicInitial(b8, 0, b8.length, new CryptoAssembler(), q), Status.Ok)
+  t.notOk(q.shortDcid, '8 bytes is the minimum')
+  // Chromium's Initial after the server's reply has Caddy's 4-byte DCID.
+  const [, c] = conns.find(([, c]) => c.files.some((f) => exp.datagrams[`quic/${f}`]?.role === 'after-server-reply')) as [string, ConnExp]
+  const dg1 = bin(c.files[0] as string)
+  const dg3 = bin(c.files.find((f) => exp.datagrams[`quic/${f}`]?.role === 'after-server-reply') as string)
+  t.equal(parseQuicInitial(dg3, 0, dg3.length, new CryptoAssembler(), q), Status.Malformed, 'alone')
+  t.ok(q.shortDcid, 'alone it claims to be a first Initial with a 4-byte DCID...')
+  t.notOk(q.authenticated, '...and does not authenticate, so it proves nothing')
+  const asm = new CryptoAssembler()
+  parseQuicInitial(dg1, 0, dg1.length, asm, q)
+  parseQuicInitial(dg3, 0, dg3.length, asm, q)
+  t.ok(q.authenticated && q.usedFlowKeys, 'in its flow it opens with the original DCID\'s keys')
+  t.notOk(q.shortDcid, 'and is not a first Initial')
+})
+
+t.test('authenticated and handshake: random bytes shaped like Initial or Handshake packets set neither', async (t) => {
+  const r = rng(0x1250)
+  const rand = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)))
+  const q = new QuicInfo()
+  const hsShaped = (dcid: Buffer): Buffer => {
+    const head = Buffer.concat([Buffer.from([0xe0 | Math.floor(r() * 16), 0, 0, 0, 1, dcid.length]), dcid, Buffer.from([0])])
+    return Buffer.concat([head, varint(1250 - head.length - 2, 2), rand(1250 - head.length - 2)])
+  }
+  for (let k = 0; k < 200; k++) {
+    // A 1250-byte datagram shaped like a Handshake packet (issue 11, class 7's decoy).
+    const hs = hsShaped(rand(8))
+    t.equal(parseQuicInitial(hs, 0, hs.length, new CryptoAssembler(), q), Status.Unsupported)
+    if (q.handshake || q.authenticated) t.fail(`handshake-shaped #${k}: handshake ${q.handshake}`)
+    // A random-DCID Initial with a random payload: crypto done, nothing opens.
+    const dcid = rand(8)
+    const head = Buffer.concat([Buffer.from([0xc0 | Math.floor(r() * 4), 0, 0, 0, 1, 8]), dcid, Buffer.from([0, 0])])
+    const init = Buffer.concat([head, varint(1250 - head.length - 2, 2), rand(1250 - head.length - 2)])
+    t.equal(parseQuicInitial(init, 0, init.length, new CryptoAssembler(), q), Status.Malformed)
+    if (q.authenticated || q.refused !== QuicRefusal.Unauthenticated) t.fail(`random Initial #${k}`)
+    // A random Initial coalesced with a Handshake packet of its DCID: still nothing.
+    const both = Buffer.concat([init.subarray(0, 600), hsShaped(dcid).subarray(0, 650)])
+    both.writeUInt16BE(0x4000 | (600 - head.length - 2), head.length)
+    t.equal(parseQuicInitial(both, 0, both.length, new CryptoAssembler(), q), Status.Malformed)
+    if (q.handshake || q.authenticated) t.fail(`random Initial + Handshake #${k}`)
+  }
+  // The real thing: Chromium's Initial ACK + Handshake after the server replied sets both.
+  for (const [tag, c] of conns) {
+    const dg3 = c.files.find((f) => exp.datagrams[`quic/${f}`]?.role === 'after-server-reply')
+    if (dg3 === undefined) continue
+    const asm = new CryptoAssembler()
+    const b1 = bin(c.files[0] as string)
+    const b3 = bin(dg3)
+    parseQuicInitial(b1, 0, b1.length, asm, q)
+    parseQuicInitial(b3, 0, b3.length, asm, q)
+    t.ok(q.authenticated && q.handshake, `${tag}: authenticated Initial ACK + Handshake`)
+    // The same bytes in a flow that never authenticated an Initial (other original DCID): neither.
+    parseQuicInitial(b3, 0, b3.length, new CryptoAssembler(), q)
+    t.notOk(q.handshake || q.authenticated, `${tag}: without the flow's keys, the Handshake packet means nothing`)
+  }
+  // A sealed Initial with a Handshake packet of another DCID behind it (RFC 9000 §12.2).
+  const good = sealInitial({ dcid: RFC_DCID, frames: Buffer.concat([cryptoFrame(0, RFC_HELLO), Buffer.alloc(900)]) })
+  const other = hsShaped(rand(8)).subarray(0, 200)
+  other.writeUInt16BE(0x4000 | (200 - 17), 15)
+  const b = Buffer.concat([good, other])
+  t.equal(parseQuicInitial(b, 0, b.length, new CryptoAssembler(), q), Status.Ok)
+  t.ok(q.authenticated)
+  t.notOk(q.handshake, 'a Handshake packet with another DCID is not counted')
 })
 
 t.test('coalesced packets after an Initial are skipped by their Length', async (t) => {
@@ -303,7 +469,7 @@ t.test('coalesced packets after an Initial are skipped by their Length', async (
     ['Initial + short header packet', Buffer.concat([rfc, Buffer.from([0x41, 1, 2, 3, 4, 5])]), 1],
     ['Initial + truncated long header', Buffer.concat([rfc, Buffer.from([0xe0, 0, 0])]), 1],
     ['Initial + Handshake with a Length past the end', Buffer.concat([rfc, hs.subarray(0, 30)]), 2],
-    ['Initial + unknown version', Buffer.concat([rfc, Buffer.from([0xc0, 0xff, 0, 0, 0x1d, 0, 0, 0])]), 1],
+    ['Initial + unknown version', Buffer.concat([rfc, Buffer.from([0xc0, 0xff, 0, 0, 0x20, 0, 0, 0])]), 1],
     // A Retry has no Length field (RFC 9000 §17.2.5): the walk stops there.
     ['Initial + Retry', Buffer.concat([rfc, Buffer.from([0xf0, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]), Buffer.alloc(16, 7)]), 1],
   ]
@@ -327,7 +493,7 @@ t.test('frames inside Initial packets (sealed with node:crypto)', async (t) => {
   const pad = Buffer.alloc(20)
   const hello = cryptoFrame(0, RFC_HELLO)
   const run = (frames: Buffer, extra: Partial<Parameters<typeof sealInitial>[0]> = {}): [Status, QuicInfo, CryptoAssembler] => {
-    const b = sealInitial({ dcid, frames, ...extra })
+    const b = pad1200(sealInitial({ dcid, frames, ...extra }))
     const asm = new CryptoAssembler()
     const q = new QuicInfo()
     return [parseQuicInitial(b, 0, b.length, asm, q), q, asm]
@@ -391,10 +557,14 @@ t.test('frames inside Initial packets (sealed with node:crypto)', async (t) => {
   ;[st, q] = run(Buffer.concat([hello, pad]), { token: Buffer.alloc(77, 0x55) })
   t.equal(st, Status.Ok, 'with a token')
   t.ok(q.token)
-  ;[st] = run(Buffer.concat([hello, pad]), { fixedBit: false })
-  t.equal(st, Status.Ok, 'fixed bit cleared (RFC 9287 grease)')
-  ;[st] = run(Buffer.concat([hello, pad]), { reserved: 1 })
+  ;[st] = run(Buffer.concat([hello, pad]), { fixedBit: false, token: Buffer.alloc(16, 1) })
+  t.equal(st, Status.Ok, 'fixed bit cleared with a token (RFC 9287 §3 grease)')
+  ;[st, q] = run(Buffer.concat([hello, pad]), { fixedBit: false })
+  t.equal(st, Status.Malformed, 'fixed bit cleared without a token (RFC 9287 §3)')
+  t.equal(q.refused, QuicRefusal.FixedBit)
+  ;[st, q] = run(Buffer.concat([hello, pad]), { reserved: 1 })
   t.equal(st, Status.Malformed, 'reserved bits set (RFC 9000 §17.2)')
+  t.equal(q.refused, QuicRefusal.Unauthenticated, 'dropped as the server drops it, before the AEAD')
   for (const pnLen of [1, 2, 3, 4] as const) {
     ;[st, q] = run(Buffer.concat([hello, pad]), { pnLen, pn: 2 ** (8 * pnLen - 1) - 3 })
     t.equal(st, Status.Ok, `${pnLen}-byte packet number`)
@@ -412,6 +582,7 @@ t.test('frames inside Initial packets (sealed with node:crypto)', async (t) => {
     ;[st, q, asm] = run(Buffer.concat([hello, pad]), { version: v, dcid: Buffer.alloc(0) })
     t.equal(st, Status.Ok, `zero-length DCID, version ${v.toString(16)}`)
     t.equal(q.dcidLen, 0)
+    t.ok(q.shortDcid, 'flagged: RFC 9000 §7.2 wants 8 bytes or more')
   }
 })
 
