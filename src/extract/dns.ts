@@ -9,8 +9,11 @@ import { NameOut, readName, type Name, type NameError } from '../name/index.js'
  *   Question { name (labels / compression pointers); uint16 qtype; uint16 qclass }
  *
  * Names are decoded label by label into a scratch buffer. Compression pointers
- * (RFC 1035 §4.1.4) must point strictly before the previous jump target, so
- * every jump makes progress towards offset 0 and a loop cannot form.
+ * (RFC 1035 §4.1.4) may point anywhere in the message, forward too: dnsmasq
+ * follows them (rfc1035.c extract_name) and answers, so a name behind a
+ * forward pointer is one a server acts on (issue 11, class 3). A loop ends
+ * at MAX_POINTER_JUMPS jumps, as dnsmasq's does; labels are capped by
+ * MAX_WIRE_NAME across jumps, so every name is read in bounded steps.
  */
 
 const HEADER_LEN = 12
@@ -20,6 +23,8 @@ const OPCODE_MASK = 0x7800 // opcode 0 = QUERY
 export const MAX_QUESTIONS = 16
 /** RFC 1035 §2.3.4: a name is at most 255 octets on the wire. */
 const MAX_WIRE_NAME = 255
+/** dnsmasq rfc1035.c extract_name: "hops > 255" breaks malicious loops; a longer chain no server we know follows. */
+export const MAX_POINTER_JUMPS = 255
 /** RFC 1035 §4.2.2: TCP messages carry a 2-byte length prefix. */
 const TCP_PREFIX = 2
 
@@ -93,7 +98,7 @@ let scratchLen = 0
 function readQuestionName (buf: Buffer, msg: number, p: number, end: number): number {
   scratchLen = 0
   let after = -1 // where the question continues once a pointer has been followed
-  let limit = p // every pointer must land strictly before this
+  let jumps = 0
   let wire = 0
   for (;;) {
     if (p >= end) return -1
@@ -107,9 +112,8 @@ function readQuestionName (buf: Buffer, msg: number, p: number, end: number): nu
       if (p + 2 > end) return -1
       const target = msg + (u16(buf, p) & 0x3fff)
       if (after < 0) after = p + 2
-      if (target >= limit) return -1 // forward or self pointer: could loop
-      limit = target
-      p = target
+      if (++jumps > MAX_POINTER_JUMPS) return -1 // a loop, or a chain no server follows
+      p = target // outside the message: the next read fails
       continue
     }
     if (kind !== 0) return -1 // 0x40/0x80: extended label types (RFC 6891 §5) are not names

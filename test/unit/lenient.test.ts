@@ -144,3 +144,44 @@ t.test('peekSni reads past the same records', async (t) => {
   const bad = Buffer.concat([rec(0x15, [2, 40]), hello])
   t.equal(peekSni(bad, 0, bad.length, h), false, 'behind a fatal alert: nothing')
 })
+
+t.test('DNS: a question name behind a forward compression pointer (dnsmasq follows it)', async (t) => {
+  const { parseDns, DnsQuery, MAX_POINTER_JUMPS } = await import('../../src/extract/dns.js')
+  const q = new DnsQuery()
+  const header = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+  const name = [6, ...Buffer.from('Claude'), 2, ...Buffer.from('ai'), 0]
+  // Question at 12: a pointer to 18, past qtype/qclass, where the labels are.
+  const fwd = Buffer.from([...header, 0xc0, 18, 0, 1, 0, 1, ...name])
+  t.equal(parseDns(fwd, 0, fwd.length, q), Status.Ok, 'forward pointer: read (was Malformed)')
+  t.equal(q.count, 1)
+  t.equal(q.names[0], 'claude.ai', 'the same lower-cased Name as without compression')
+  t.equal(q.qtypes[0], 1, 'qtype read after the pointer, not after its target')
+  // A label, then a forward pointer to the rest: "api." + "claude.ai".
+  const mixed = Buffer.from([...header, 3, ...Buffer.from('api'), 0xc0, 22, 0, 28, 0, 1, ...name])
+  t.equal(parseDns(mixed, 0, mixed.length, q), Status.Ok)
+  t.equal(q.names[0], 'api.claude.ai')
+  t.equal(q.qtypes[0], 28)
+  // A forward pointer to a backward one: both directions in one name.
+  const both = Buffer.from([...header, 0xc0, 18, 0, 1, 0, 1, 3, ...Buffer.from('www'), 0xc0, 24, ...name])
+  t.equal(parseDns(both, 0, both.length, q), Status.Ok)
+  t.equal(q.names[0], 'www.claude.ai')
+  // Chains: MAX_POINTER_JUMPS jumps are followed (dnsmasq's 255), one more is not.
+  const chain = (jumps: number): Buffer => {
+    const b: number[] = [...header, 0xc0, 18, 0, 1, 0, 1]
+    // jumps - 1 pointers in a row from offset 18, each to the next, then the labels.
+    for (let i = 1; i < jumps; i++) { const to = 18 + 2 * i; b.push(0xc0 | (to >> 8), to & 255) }
+    return Buffer.from([...b, ...name])
+  }
+  const ok = chain(MAX_POINTER_JUMPS)
+  t.equal(parseDns(ok, 0, ok.length, q), Status.Ok, `${MAX_POINTER_JUMPS} jumps`)
+  t.equal(q.names[0], 'claude.ai')
+  const long = chain(MAX_POINTER_JUMPS + 1)
+  t.equal(parseDns(long, 0, long.length, q), Status.Malformed, 'one jump more')
+  // Loops end: two forward/backward pointers at each other, a label looping forward.
+  const pair = Buffer.from([...header, 0xc0, 18, 0, 1, 0, 1, 0xc0, 12])
+  t.equal(parseDns(pair, 0, pair.length, q), Status.Malformed, 'pointer pair')
+  const grow = Buffer.from([...header, 0xc0, 18, 0, 1, 0, 1, 1, 0x61, 0xc0, 18])
+  t.equal(parseDns(grow, 0, grow.length, q), Status.Malformed, 'a label repeated through a loop hits the 255-octet cap')
+  const out = Buffer.from([...header, 0xc0, 200, 0, 1, 0, 1])
+  t.equal(parseDns(out, 0, out.length, q), Status.Malformed, 'pointer past the message')
+})
