@@ -247,11 +247,12 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
     .addOption(new Option('--queues <list>', 'NFQUEUE numbers, one worker thread each: 0 | 0,1 | 0-3').default('0'))
     .addOption(cacheSizeOption('decision cache entries per queue'))
     .addOption(new Option('--log <file>', 'decision log: a file (appended; SIGHUP reopens it, for logrotate) or - for stdout').default('-'))
-    .option('--fail-closed', 'when the queue is full, drop instead of accept (the default is fail-open)'))
-    .action(async (opts: { rules: string, policy: string, queues: string, cacheSize: number, log: string, failClosed?: boolean }) => {
+    .option('--fail-open', 'when the queue is full, accept packets instead of dropping them (the default drops: a flood must not wave blocked names through)')
+    .addOption(new Option('--fail-closed', 'the default now (kept for old command lines)').hideHelp()))
+    .action(async (opts: { rules: string, policy: string, queues: string, cacheSize: number, log: string, failOpen?: boolean }) => {
       const queues = parseQueues(opts.queues)
       if (queues === null) throw new UsageError(`--queues: "${opts.queues}" is not a queue list (0, 0,1 or 0-3; at most 64)`)
-      await runDaemon({ queues, rulesDir: opts.rules, policyFile: opts.policy, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failClosed !== true })
+      await runDaemon({ queues, rulesDir: opts.rules, policyFile: opts.policy, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen === true })
     })
 
   const fw = program.command('firewall').description('install, remove or show the kernel rules that send flow-opening packets to aigate (root)')
@@ -265,15 +266,17 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
     .addOption(new Option('--queues <list>', 'NFQUEUE numbers (consecutive: 0-3)').default('0'))
     .addOption(new Option('--hooks <list>', 'forward (routed traffic) and/or output (this host)').default('forward'))
     .option('--fail-closed', 'drop, instead of pass, packets when no daemon is bound to the queue')
-    .addOption(new Option('--queue-packets <n>', 'first packets of a TCP/QUIC flow sent to the queue').default(8).argParser(intOption('--queue-packets', 1))))
-  const fwOpts = (o: { queues: string, hooks: string, failClosed?: boolean, queuePackets: number, ipv6: boolean, backend: string, netns?: string }): FirewallOptions => {
+    .addOption(new Option('--source-budget <pps>', 'packets per second one client address may send to the queue (burst: twice that; IPv6 per /64); over it they are dropped; 0: no budget').default(2000).argParser(intOption('--source-budget', 0)))
+    .addOption(new Option('--queue-packets <n>', 'ignored: flows are queued until decided').hideHelp().argParser(intOption('--queue-packets', 1))))
+  const fwOpts = (o: { queues: string, hooks: string, failClosed?: boolean, sourceBudget: number, queuePackets?: number, ipv6: boolean, backend: string, netns?: string }): FirewallOptions => {
+    if (o.queuePackets !== undefined) process.stderr.write('aigate firewall: --queue-packets is ignored: every flow is queued until it is decided\n')
     const queues = parseQueues(o.queues)
     if (queues === null) throw new UsageError(`--queues: "${o.queues}" is not a queue list`)
     return {
       queues,
       hooks: o.hooks.split(',').map((h) => h.trim()) as Array<'forward' | 'output'>,
       failClosed: o.failClosed === true,
-      queuePackets: o.queuePackets,
+      sourceBudget: o.sourceBudget,
       ipv6: o.ipv6,
       backend: o.backend as 'auto' | 'iptables' | 'nft',
       ...(o.netns !== undefined ? { netns: o.netns } : {}),
@@ -291,7 +294,7 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
     .action((o: { json?: boolean } & Parameters<typeof fwOpts>[0]) => {
       const s = fwStatus(fwOpts(o))
       if (o.json === true) { process.stdout.write(JSON.stringify(s) + '\n'); return }
-      process.stdout.write(`installed: ${s.installed ? 'yes' : 'no'} (${s.backend}), hooks: ${s.hooks.join(',') || '-'}, packets sent to userspace: ${s.queuedPackets}\n`)
+      process.stdout.write(`installed: ${s.installed ? 'yes' : 'no'} (${s.backend}), hooks: ${s.hooks.join(',') || '-'}, packets sent to userspace: ${s.queuedPackets}, dropped over a source's budget: ${s.overBudgetPackets}\n`)
       for (const r of s.rules) process.stdout.write(`  ${String(r.packets).padStart(10)} pkts  ${r.family} ${r.table}/${r.chain} ${r.name}\n`)
       if (!s.installed) process.exitCode = 3
     })

@@ -1,6 +1,6 @@
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../verdict/marks.js'
 import { run, hasCommand, FirewallError, type ExecContext } from './exec.js'
-import { resolveOptions, hex, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type IptablesVariant, type Resolved, type RuleCounter } from './options.js'
+import { resolveOptions, hex, queueTotals, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type IptablesVariant, type Resolved, type RuleCounter } from './options.js'
 
 /**
  * The iptables backend: `iptables`/`ip6tables` (nft or legacy variant) driven
@@ -11,21 +11,30 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  * FORWARD (and/or OUTPUT):
  *
  *   mangle AIGATE  (priority -150: before the host's filter rules)
- *     1 decided-accept  connmark ACCEPT                   -> RETURN   decided flows never reach the queue
- *     2 queue-dns-udp   UDP 53, no packet mark            -> NFQUEUE  a fresh query: its connection never carries a
- *                                                                     verdict (rule 4), so it skips rules 3-8
- *     3 decided         connmark in our mask set          -> CONNMARK --restore-mark: a blocked flow's
+ *     syn-undecided     TCP SYN                           -> CONNMARK 0: a connection that reuses a
+ *                                                                     conntrack entry starts undecided
+ *     queue-quic        UDP 443, >= 1200 bytes of payload,
+ *                       long header, no packet mark       -> NFQUEUE  every Initial, whatever the port pair's
+ *                                                                     mark: QUIC decisions belong to a DCID
+ *     decided-accept    connmark ACCEPT                   -> RETURN   decided flows never reach the queue
+ *     queue-dns-udp     UDP 53, no packet mark            -> NFQUEUE  a fresh query: its connection never
+ *                                                                     carries a verdict (verdict-dns-udp)
+ *     decided           connmark in our mask set          -> CONNMARK --restore-mark: a blocked flow's
  *                                                                     verdict goes on each packet (filter acts on it)
- *     4 verdict-dns-udp UDP 53, packet mark set           -> RETURN   a DNS query's verdict is for that query only:
+ *     verdict-dns-udp   UDP 53, packet mark set           -> RETURN   a DNS query's verdict is for that query only:
  *                                                                     not saved, so one blocked name does not
  *                                                                     silence the socket's next queries
- *     5 save            packet mark in our mask set       -> CONNMARK --save-mark (mask only)
- *     6 verdict         packet mark in our mask set       -> RETURN   the daemon's NF_REPEAT pass ends here
- *     7 queue-tls-http  TCP 80,443,853, first N packets,
- *                       with payload (xt_bpf)             -> NFQUEUE
- *     8 queue-quic      UDP 443, first N packets          -> NFQUEUE
- *     9 queue-dns-tcp   TCP 53                            -> NFQUEUE
+ *     save              packet mark in our mask set       -> CONNMARK --save-mark (mask only)
+ *     verdict           packet mark in our mask set       -> RETURN   the daemon's NF_REPEAT pass ends here
+ *     queue-tls-http    TCP 80,443,853 with payload
+ *                       (xt_bpf), flow not decided        -> NFQUEUE  every such segment until a verdict is
+ *                                                                     saved: no packet-count window to burn
+ *     queue-dns-tcp     TCP 53 with payload               -> NFQUEUE
  *                       everything else falls off the end (RETURN)
+ *   Each queue-* rule follows a *-over-budget twin with the same matches plus
+ *   a per-source hashlimit (--source-budget packets/s, burst twice that) ->
+ *   DROP: one client's flood of new flows cannot fill the queue for all, and
+ *   what it loses is counted in that rule.
  *   filter AIGATE, jumped to only by packets whose mark is in our mask set
  *     1 verdict-drop        mark DROP          -> DROP
  *     2 verdict-reject-tcp  mark REJECT, TCP   -> REJECT tcp-reset
@@ -33,8 +42,9 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  *                           mark ACCEPT falls off the end: the host's other rules still apply
  *
  * The path of a packet of an accepted flow (nearly all packets a gateway
- * forwards once flows are decided) is kept short: the mangle jump, one
- * connmark match, RETURN; in filter one native mark comparison that fails.
+ * forwards once flows are decided) is kept short: the mangle jump, two
+ * protocol/flag tests that fail (the SYN and QUIC rules), one connmark
+ * match, RETURN; in filter one native mark comparison that fails.
  * That is why the jumps and the decided-accept rule carry no comment: with
  * iptables-nft a comment is an xt match (an indirect call per packet), and
  * with iptables-legacy too. Every other rule names itself in a comment
@@ -113,6 +123,32 @@ export const TCP_PAYLOAD_BPF: Record<IpFamily, string> = {
   ]),
 }
 
+/** Smallest IP packet that can carry a client Initial: IP header + UDP header + 1200 (no IPv4 options, no IPv6 extension headers). */
+export const QUIC_MIN_PACKET: Record<IpFamily, number> = { ipv4: 20 + 8 + 1200, ipv6: 40 + 8 + 1200 }
+
+/**
+ * "This UDP datagram starts with a QUIC long header" (first bit set), as
+ * classic BPF from the IP header on. IPv6 with an extension header before
+ * UDP is always queued (the safe side).
+ */
+export const QUIC_LONG_HEADER_BPF: Record<IpFamily, string> = {
+  ipv4: bpf([
+    [0xb1, 0, 0, 0], //      ldxb 4*([0]&0xf)   X = IP header length
+    [0x50, 0, 0, 8], //      ldb [x+8]          A = first UDP payload byte
+    [0x45, 0, 1, 0x80], //   jset #0x80, match, no
+    [0x06, 0, 0, 1], // match: ret #1
+    [0x06, 0, 0, 0], // no:    ret #0
+  ]),
+  ipv6: bpf([
+    [0x30, 0, 0, 6], //      ldb [6]            next header
+    [0x15, 0, 2, 17], //     jeq #17 (UDP), udp, match
+    [0x30, 0, 0, 48], // udp: ldb [48]          first UDP payload byte (40 + 8)
+    [0x45, 0, 1, 0x80], //   jset #0x80, match, no
+    [0x06, 0, 0, 1], // match: ret #1
+    [0x06, 0, 0, 0], // no:    ret #0
+  ]),
+}
+
 function bpf (prog: Array<[number, number, number, number]>): string {
   return [String(prog.length), ...prog.map((i) => i.join(' '))].join(',')
 }
@@ -138,25 +174,59 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
     ...(o.queues.length === 1 ? ['--queue-num', String(q0)] : ['--queue-balance', `${q0}:${q1}`]),
     ...(o.failClosed ? [] : ['--queue-bypass']),
   ]
-  const firstPackets = ['-m', 'connbytes', '--connbytes', `1:${o.queuePackets}`, '--connbytes-dir', 'original', '--connbytes-mode', 'packets']
   const unreachable = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'
   const payload = payloadMatch ? ['-m', 'bpf', '--bytecode', TCP_PAYLOAD_BPF[family]] : []
+  const unmarked = ['-m', 'mark', '--mark', none]
+  // RFC 9000 §14.1: a client Initial travels in a datagram of at least 1200
+  // bytes of UDP payload, with a long header (first bit set). Nothing else of
+  // QUIC can carry a name, so nothing else is queued (and a burst of small
+  // datagrams cannot stand in for it).
+  const quicInitial = [
+    '-p', 'udp', '-m', 'udp', '--dport', '443', ...unmarked,
+    '-m', 'length', '--length', `${QUIC_MIN_PACKET[family]}:65535`,
+    ...(payloadMatch ? ['-m', 'bpf', '--bytecode', QUIC_LONG_HEADER_BPF[family]] : []),
+  ]
+  const tlsHttp = ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...payload]
+  const dnsTcp = ['-p', 'tcp', '-m', 'tcp', '--dport', '53', ...payload]
+  const dnsUdp = ['-p', 'udp', '-m', 'udp', '--dport', '53', ...unmarked]
   const rule = (name: string, match: string[], target: string[]): Rule =>
     ({ name, args: [...match, '-m', 'comment', '--comment', RULE_PREFIX + name, ...target], hot: false })
   const hot = (name: string, match: string[], target: string[]): Rule => ({ name, args: [...match, ...target], hot: true })
+  // Per source address: packets over the budget are dropped before the queue
+  // (one shared bucket for every queue rule, by name), so one client's flood
+  // cannot fill the queue for all. IPv6 clients are counted per /64.
+  const budget = o.sourceBudget === 0
+    ? null
+    : [
+        '-m', 'hashlimit', '--hashlimit-above', `${o.sourceBudget}/sec`, '--hashlimit-burst', String(2 * o.sourceBudget),
+        '--hashlimit-mode', 'srcip', ...(family === 'ipv6' ? ['--hashlimit-srcmask', '64'] : []), '--hashlimit-name', 'aigate',
+      ]
+  const queued = (name: string, match: string[]): Rule[] => [
+    ...(budget === null ? [] : [rule(`${name}-over-budget`, [...match, ...budget], ['-j', 'DROP'])]),
+    rule(name, match, queue),
+  ]
   return {
     mangle: [
+      // A SYN starts a connection undecided, also one that reuses a conntrack
+      // entry (same ports after a reset): it never inherits the old verdict.
+      rule('syn-undecided', ['-p', 'tcp', '-m', 'tcp', '--tcp-flags', 'FIN,SYN,RST,ACK', 'SYN'], ['-j', 'CONNMARK', '--set-xmark', `${hex(0)}/${mask}`]),
+      // QUIC decisions belong to a connection (its DCID), not to the port pair:
+      // every Initial is read, whatever the port pair's mark says.
+      ...queued('queue-quic', quicInitial),
       hot('decided-accept', ['-m', 'connmark', '--mark', m(MARK_ACCEPT)], ['-j', 'RETURN']),
       // A DNS query never has a verdict on its connection (rule verdict-dns-udp),
-      // so a fresh one (no packet mark) goes to the queue here, past six rules.
-      rule('queue-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '--mark', none], queue),
+      // so a fresh one (no packet mark) goes to the queue here.
+      ...queued('queue-dns-udp', dnsUdp),
       rule('decided', ['-m', 'connmark', '!', '--mark', none], ['-j', 'CONNMARK', '--restore-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict', ['-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
-      rule('queue-tls-http', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', ...firstPackets, ...payload], queue),
-      rule('queue-quic', ['-p', 'udp', '-m', 'udp', '--dport', '443', ...firstPackets], queue),
-      rule('queue-dns-tcp', ['-p', 'tcp', '-m', 'tcp', '--dport', '53', ...payload], queue),
+      // Every client segment with payload of a flow without a verdict, not "the
+      // first N packets": empty ACKs and keepalive probes cannot push the hello
+      // out of a window. The daemon decides every flow within a bounded number
+      // of segments (flow DEFAULT_MAX_FLOW_SEGMENTS, MAX_WATCH_PACKETS).
+      ...queued('queue-tls-http', tlsHttp),
+      ...queued('queue-dns-tcp', dnsTcp),
     ],
     filter: [
       rule('verdict-drop', ['-m', 'mark', '--mark', m(MARK_DROP)], ['-j', 'DROP']),
@@ -430,7 +500,7 @@ export const iptablesBackend: Firewall = {
       backend: 'iptables',
       hooks: (['forward', 'output'] as const).filter((h) => hooks.has(h)),
       rules,
-      queuedPackets: rules.filter((r) => r.name.startsWith('queue-')).reduce((n, r) => n + r.packets, 0),
+      ...queueTotals(rules),
     }
   },
 }

@@ -1,6 +1,6 @@
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../verdict/marks.js'
 import { run, tryRun, type ExecContext } from './exec.js'
-import { resolveOptions, hex, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type Resolved, type RuleCounter } from './options.js'
+import { resolveOptions, hex, queueTotals, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type Resolved, type RuleCounter } from './options.js'
 
 /**
  * The nftables backend, for kernels with the native `queue` expression (most
@@ -15,9 +15,10 @@ import { resolveOptions, hex, type Firewall, type FirewallOptions, type Firewall
  * the whole logic fits in one chain here. NF_REPEAT re-runs our base chain,
  * where the verdict mark is saved into the connection and acted upon.
  *
- * `ct original packets` (the connbytes equivalent) needs conntrack
- * accounting: `up` sets net.netfilter.nf_conntrack_acct=1, as the iptables
- * connbytes match does by itself; `down` leaves it on.
+ * A flow is queued until it carries a verdict, not for its first N packets
+ * (a window empty ACKs can burn). nft has no payload-length test, so unlike
+ * the iptables rules (xt_bpf) SYNs and empty ACKs of undecided flows are
+ * queued too and answered at once.
  */
 
 export const NFT_TABLE = 'aigate'
@@ -35,12 +36,19 @@ function rulesetFor (o: Resolved): string {
   const q1 = o.queues[o.queues.length - 1] as number
   // A range without `fanout` spreads by a hash of the flow, as --queue-balance.
   const queue = `queue num ${o.queues.length === 1 ? String(q0) : `${q0}-${q1}`}${o.failClosed ? '' : ' bypass'}`
-  const first = `ct original packets 1-${o.queuePackets}`
+  // Per source address (IPv6 per /64): packets over the budget are dropped
+  // before the queue, one bucket for every queue rule (the budget chain).
+  const rate = `limit rate over ${o.sourceBudget}/second burst ${2 * o.sourceBudget} packets`
+  const budget = o.sourceBudget === 0 ? '' : 'jump budget '
   const ct = (v: number): string => `ct mark & ${mask} == ${hex(v)}`
   const pkt = (v: number): string => `meta mark & ${mask} == ${hex(v)}`
   const save = (v: number): string => `ct mark set ct mark & ${keep} | ${hex(v)}`
   const rule = (name: string, body: string): string => `\t\t${body} comment "${name}"`
   const decide = [
+    // 0. a SYN starts a connection undecided, also one that reuses a conntrack entry
+    rule('syn-undecided', `tcp flags & (fin|syn|rst|ack) == syn counter ct mark set ct mark & ${keep}`),
+    //    every QUIC Initial (long header, >= 1200 bytes of payload), whatever the port pair's mark
+    rule('queue-quic', `udp dport 443 ${pkt(0)} udp length >= 1208 @th,64,1 1 ${budget}counter ${queue}`),
     // 1. a decided connection: later packets never reach userspace
     rule('decided-accept', `${ct(MARK_ACCEPT)} counter accept`),
     rule('decided-drop', `${ct(MARK_DROP)} counter drop`),
@@ -57,11 +65,21 @@ function rulesetFor (o: Resolved): string {
     rule('verdict-reject', `${pkt(MARK_REJECT)} counter ${save(MARK_REJECT)} reject with icmpx type port-unreachable`),
     rule('verdict-other', `meta mark & ${mask} != ${hex(0)} counter accept`),
     // 3. only packets that can carry a name go to the queue
-    rule('queue-tls-http', `tcp dport { 80, 443, 853 } ${first} counter ${queue}`),
-    rule('queue-quic', `udp dport 443 ${first} counter ${queue}`),
-    rule('queue-dns-tcp', `tcp dport 53 counter ${queue}`),
-    rule('queue-dns-udp', `udp dport 53 counter ${queue}`),
+    //    (every segment of a flow without a verdict: no packet-count window to burn)
+    rule('queue-tls-http', `tcp dport { 80, 443, 853 } ${budget}counter ${queue}`),
+    rule('queue-dns-tcp', `tcp dport 53 ${budget}counter ${queue}`),
+    rule('queue-dns-udp', `udp dport 53 ${budget}counter ${queue}`),
   ]
+  const sets = o.sourceBudget === 0
+    ? []
+    : [
+        '\tset budget4 { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 1m; }',
+        '\tset budget6 { type ipv6_addr; size 65536; flags dynamic,timeout; timeout 1m; }',
+        '\tchain budget {',
+        rule('over-budget', `update @budget4 { ip saddr ${rate} } counter drop`),
+        rule('over-budget-v6', `update @budget6 { ip6 saddr & ffff:ffff:ffff:ffff:: ${rate} } counter drop`),
+        '\t}',
+      ]
   const only = o.ipv6 ? '' : 'meta nfproto ipv4 '
   const base = o.hooks.map((h) => [
     `\tchain ${h} {`,
@@ -69,7 +87,7 @@ function rulesetFor (o: Resolved): string {
     `\t\t${only}jump ${CHAIN}`,
     '\t}',
   ].join('\n'))
-  return [`table inet ${NFT_TABLE} {`, `\tchain ${CHAIN} {`, ...decide, '\t}', ...base, '}', ''].join('\n')
+  return [`table inet ${NFT_TABLE} {`, ...sets, `\tchain ${CHAIN} {`, ...decide, '\t}', ...base, '}', ''].join('\n')
 }
 
 /** Does the kernel take our ruleset (queue expression included)? Checked with `nft -c`: nothing is committed. */
@@ -104,7 +122,6 @@ export const nftBackend: Firewall = {
     // whether it existed or not.
     const input = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${rulesetFor(o)}`
     run(ctx, 'nft', ['-f', '-'], input, explainInput(input))
-    run(ctx, 'sysctl', ['-q', '-w', 'net.netfilter.nf_conntrack_acct=1'])
   },
   down (opts?: FirewallOptions): void {
     const o = resolveOptions(opts)
@@ -146,7 +163,7 @@ export const nftBackend: Firewall = {
       backend: 'nft',
       hooks,
       rules,
-      queuedPackets: rules.filter((r) => r.name.startsWith('queue-')).reduce((n, r) => n + r.packets, 0),
+      ...queueTotals(rules),
     }
   },
 }

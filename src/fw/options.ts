@@ -32,12 +32,12 @@ export interface FirewallOptions {
    */
   failClosed?: boolean
   /**
-   * How many of the first original-direction packets of a TCP flow (and of a
-   * UDP 443 / QUIC flow) are queued. Default 8: the handshake plus a
-   * ClientHello split over several segments. DNS (port 53) is always queued
-   * until a decision is saved on the flow.
+   * Packets per second one source address may send to the queue (its burst
+   * is twice that); packets over it are dropped before the queue, so one
+   * client flooding new flows cannot fill the queue for every other client.
+   * IPv6 sources are counted per /64. Default 2000; 0 turns the budget off.
    */
-  queuePackets?: number
+  sourceBudget?: number
   /** Also install the ip6tables rules (or IPv6 in the nft table). Default `true`. */
   ipv6?: boolean
   /** Run every command in this network namespace (`ip netns exec NS ...`). Default: the host. */
@@ -52,21 +52,21 @@ export interface Resolved {
   readonly queues: readonly number[]
   readonly hooks: readonly Hook[]
   readonly failClosed: boolean
-  readonly queuePackets: number
+  readonly sourceBudget: number
   readonly ipv6: boolean
   readonly netns: string | null
   readonly backend: BackendName | 'auto'
   readonly iptables: IptablesVariant
 }
 
-export const DEFAULT_QUEUE_PACKETS = 8
-/** connbytes takes a 64-bit count; more than this many queued packets per flow defeats the point. */
-export const MAX_QUEUE_PACKETS = 1000
+export const DEFAULT_SOURCE_BUDGET = 2000
+/** xt_hashlimit takes rates up to 10^6/s (XT_HASHLIMIT_SCALE_v2); more would be no budget at all. */
+export const MAX_SOURCE_BUDGET = 1000000
 /** NFQUEUE numbers are 16 bits (linux/netfilter/xt_NFQUEUE.h). */
 export const MAX_QUEUE = 65535
 const HOOKS: readonly Hook[] = ['forward', 'output']
 const VARIANTS: readonly IptablesVariant[] = ['default', 'nft', 'legacy']
-const KNOWN = new Set(['queues', 'hooks', 'failClosed', 'queuePackets', 'ipv6', 'netns', 'backend', 'iptables'])
+const KNOWN = new Set(['queues', 'hooks', 'failClosed', 'sourceBudget', 'ipv6', 'netns', 'backend', 'iptables'])
 
 export function resolveOptions (opts: FirewallOptions = {}): Resolved {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('firewall options must be an object')
@@ -88,9 +88,9 @@ export function resolveOptions (opts: FirewallOptions = {}): Resolved {
   for (const h of hooks) {
     if (!HOOKS.includes(h)) throw new RangeError(`unknown hook "${String(h)}" (forward or output)`)
   }
-  const queuePackets = opts.queuePackets ?? DEFAULT_QUEUE_PACKETS
-  if (!Number.isInteger(queuePackets) || queuePackets < 1 || queuePackets > MAX_QUEUE_PACKETS) {
-    throw new RangeError(`queuePackets must be an integer from 1 to ${MAX_QUEUE_PACKETS} (got ${String(queuePackets)})`)
+  const sourceBudget = opts.sourceBudget ?? DEFAULT_SOURCE_BUDGET
+  if (!Number.isInteger(sourceBudget) || sourceBudget < 0 || sourceBudget > MAX_SOURCE_BUDGET) {
+    throw new RangeError(`sourceBudget must be an integer from 0 (off) to ${MAX_SOURCE_BUDGET} (got ${String(sourceBudget)})`)
   }
   const netns = opts.netns ?? null
   if (netns !== null && (typeof netns !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(netns) || netns === '.' || netns === '..')) {
@@ -109,7 +109,7 @@ export function resolveOptions (opts: FirewallOptions = {}): Resolved {
     queues: Object.freeze(queues),
     hooks: Object.freeze(ordered),
     failClosed: opts.failClosed ?? false,
-    queuePackets,
+    sourceBudget,
     ipv6: opts.ipv6 ?? true,
     netns,
     backend,
@@ -141,6 +141,19 @@ export interface FirewallStatus {
   readonly rules: readonly RuleCounter[]
   /** Sum of the packet counters of the NFQUEUE rules: packets that went to userspace. */
   readonly queuedPackets: number
+  /** Packets dropped before the queue because their source was over its budget (the *-over-budget rules). */
+  readonly overBudgetPackets: number
+}
+
+/** The queue and over-budget totals of a backend's rule counters. */
+export function queueTotals (rules: readonly RuleCounter[]): { queuedPackets: number, overBudgetPackets: number } {
+  let queuedPackets = 0
+  let overBudgetPackets = 0
+  for (const r of rules) {
+    if (r.name.includes('over-budget')) overBudgetPackets += r.packets
+    else if (r.name.startsWith('queue-')) queuedPackets += r.packets
+  }
+  return { queuedPackets, overBudgetPackets }
 }
 
 /** The common surface of both backends. */

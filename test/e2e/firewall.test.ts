@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  up, down, status, detectBackend, iptablesBackend, iptablesRules, nftRuleset, resolveOptions, FirewallError, TCP_PAYLOAD_BPF,
+  up, down, status, detectBackend, iptablesBackend, iptablesRules, nftRuleset, resolveOptions, FirewallError, TCP_PAYLOAD_BPF, QUIC_LONG_HEADER_BPF,
   type FirewallOptions, type IptablesVariant,
 } from '../../src/fw/index.js'
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../../src/verdict/marks.js'
@@ -24,20 +24,27 @@ const hexMark = (v: number): string => `0x${v.toString(16)}/0x${AIGATE_MARK_MASK
 // ---------------------------------------------------------------------------
 // Pure parts: no root needed.
 
+const MANGLE_NAMES = [
+  'syn-undecided', 'queue-quic-over-budget', 'queue-quic', 'decided-accept', 'queue-dns-udp-over-budget', 'queue-dns-udp',
+  'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http-over-budget', 'queue-tls-http', 'queue-dns-tcp-over-budget', 'queue-dns-tcp',
+]
+
 t.test('options are checked once, with exact messages', async (t) => {
   t.throws(() => resolveOptions({ queues: [] }), { name: 'RangeError', message: 'queues must name at least one queue' })
   t.throws(() => resolveOptions({ queues: [0, 2] }), { name: 'RangeError', message: 'queues must be consecutive and ascending, as --queue-balance takes a range (got 0,2)' })
   t.throws(() => resolveOptions({ queues: [70000] }), { name: 'RangeError', message: 'queue numbers must be integers from 0 to 65535 (got 70000)' })
   t.throws(() => resolveOptions({ hooks: ['input' as 'forward'] }), { name: 'RangeError', message: 'unknown hook "input" (forward or output)' })
-  t.throws(() => resolveOptions({ queuePackets: 0 }), { name: 'RangeError', message: 'queuePackets must be an integer from 1 to 1000 (got 0)' })
+  t.throws(() => resolveOptions({ sourceBudget: -1 }), { name: 'RangeError', message: 'sourceBudget must be an integer from 0 (off) to 1000000 (got -1)' })
+  t.throws(() => resolveOptions({ queuePackets: 8 } as unknown as FirewallOptions), { name: 'TypeError', message: 'unknown firewall option "queuePackets"' })
   t.throws(() => resolveOptions({ netns: 'a b' }), { name: 'RangeError', message: 'netns must be a namespace name of letters, digits, "_", "." and "-" (got "a b")' })
   t.throws(() => resolveOptions({ queue: [0] } as unknown as FirewallOptions), { name: 'TypeError', message: 'unknown firewall option "queue"' })
-  t.match(resolveOptions(), { queues: [0], hooks: ['forward'], failClosed: false, queuePackets: 8, ipv6: true, netns: null, backend: 'auto' })
+  t.match(resolveOptions(), { queues: [0], hooks: ['forward'], failClosed: false, sourceBudget: 2000, ipv6: true, netns: null, backend: 'auto' })
 })
 
 t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) => {
   const v4 = iptablesRules({}, 'ipv4')
-  t.same(v4.mangle.map((r) => r.name), ['decided-accept', 'queue-dns-udp', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp'])
+  t.same(v4.mangle.map((r) => r.name), MANGLE_NAMES)
+  t.same(iptablesRules({ sourceBudget: 0 }, 'ipv4').mangle.map((r) => r.name), MANGLE_NAMES.filter((n) => !n.endsWith('-over-budget')), 'sourceBudget 0: no budget rules')
   t.same(v4.filter.map((r) => r.name), ['verdict-drop', 'verdict-reject-tcp', 'verdict-reject'])
   t.same(v4.mangle.filter((r) => r.hot).map((r) => r.name), ['decided-accept'], 'only the rule every accepted packet matches is hot')
   for (const r of [...v4.mangle, ...v4.filter]) {
@@ -49,10 +56,17 @@ t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) 
   t.match(q({}), /-j NFQUEUE --queue-num 0 --queue-bypass$/)
   t.match(q({ failClosed: true }), /-j NFQUEUE --queue-num 0$/)
   t.match(q({ queues: [4, 5, 6, 7] }), /-j NFQUEUE --queue-balance 4:7 --queue-bypass$/)
-  t.match(q({ queuePackets: 3 }), /--connbytes 1:3 --connbytes-dir original --connbytes-mode packets/)
+  t.notMatch(q({}), /connbytes/, 'no packet-count window: a flow is queued until it has a verdict')
+  const over = (o: FirewallOptions, f: 'ipv4' | 'ipv6' = 'ipv4'): string => (iptablesRules(o, f).mangle.find((r) => r.name === 'queue-tls-http-over-budget')?.args ?? []).join(' ')
+  t.match(over({ sourceBudget: 300 }), /-m hashlimit --hashlimit-above 300\/sec --hashlimit-burst 600 --hashlimit-mode srcip --hashlimit-name aigate -m comment --comment aigate:queue-tls-http-over-budget -j DROP$/)
+  t.match(over({}, 'ipv6'), /--hashlimit-srcmask 64 /, 'IPv6 clients are counted per /64')
   t.match(iptablesRules({}, 'ipv6').filter[2]?.args.join(' '), /--reject-with icmp6-port-unreachable$/)
   const nft = nftRuleset({ queues: [0, 1, 2, 3] })
-  t.match(nft, /tcp dport \{ 80, 443, 853 \} ct original packets 1-8 counter queue num 0-3 bypass comment "queue-tls-http"/)
+  t.match(nft, /tcp dport \{ 80, 443, 853 \} jump budget counter queue num 0-3 bypass comment "queue-tls-http"/)
+  t.match(nft, /udp dport 443 meta mark & 0x0f000000 == 0x00000000 udp length >= 1208 @th,64,1 1 jump budget counter queue/)
+  t.match(nft, /update @budget4 \{ ip saddr limit rate over 2000\/second burst 4000 packets \} counter drop/)
+  t.notMatch(nftRuleset({ sourceBudget: 0 }), /budget/)
+  t.notMatch(nft, /ct original packets/)
   t.notMatch(nftRuleset({ failClosed: true }), /bypass/)
   t.match(nftRuleset({ hooks: ['forward', 'output'] }), /chain output \{\n\t\ttype filter hook output priority mangle/)
 })
@@ -87,16 +101,25 @@ function chainLines (save: string, table: string, chain: string): string[] {
 }
 
 // What `up` with the default options installs for IPv4, as iptables-save prints it.
+const BUDGET = '-m hashlimit --hashlimit-above 2000/sec --hashlimit-burst 4000 --hashlimit-mode srcip --hashlimit-name aigate'
+const QUIC_V4 = `-p udp -m udp --dport 443 -m mark --mark 0x0/0xf000000 -m length --length 1228:65535 -m bpf --bytecode "${QUIC_LONG_HEADER_BPF.ipv4}"`
+const TLS_V4 = `-p tcp -m multiport --dports 80,443,853 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}"`
+const DNS_TCP_V4 = `-p tcp -m tcp --dport 53 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}"`
 const MANGLE_V4 = [
+  '-A AIGATE -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "aigate:syn-undecided" -j CONNMARK --set-xmark 0x0/0xf000000',
+  `-A AIGATE ${QUIC_V4} ${BUDGET} -m comment --comment "aigate:queue-quic-over-budget" -j DROP`,
+  `-A AIGATE ${QUIC_V4} -m comment --comment "aigate:queue-quic" -j NFQUEUE --queue-num 0 --queue-bypass`,
   '-A AIGATE -m connmark --mark 0x1000000/0xf000000 -j RETURN',
+  `-A AIGATE -p udp -m udp --dport 53 -m mark --mark 0x0/0xf000000 ${BUDGET} -m comment --comment "aigate:queue-dns-udp-over-budget" -j DROP`,
   '-A AIGATE -p udp -m udp --dport 53 -m mark --mark 0x0/0xf000000 -m comment --comment "aigate:queue-dns-udp" -j NFQUEUE --queue-num 0 --queue-bypass',
   '-A AIGATE -m connmark ! --mark 0x0/0xf000000 -m comment --comment "aigate:decided" -j CONNMARK --restore-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -p udp -m udp --dport 53 -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict-dns-udp" -j RETURN',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict" -j RETURN',
-  `-A AIGATE -p tcp -m multiport --dports 80,443,853 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}" -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass`,
-  '-A AIGATE -p udp -m udp --dport 443 -m connbytes --connbytes 1:8 --connbytes-mode packets --connbytes-dir original -m comment --comment "aigate:queue-quic" -j NFQUEUE --queue-num 0 --queue-bypass',
-  `-A AIGATE -p tcp -m tcp --dport 53 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}" -m comment --comment "aigate:queue-dns-tcp" -j NFQUEUE --queue-num 0 --queue-bypass`,
+  `-A AIGATE ${TLS_V4} ${BUDGET} -m comment --comment "aigate:queue-tls-http-over-budget" -j DROP`,
+  `-A AIGATE ${TLS_V4} -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass`,
+  `-A AIGATE ${DNS_TCP_V4} ${BUDGET} -m comment --comment "aigate:queue-dns-tcp-over-budget" -j DROP`,
+  `-A AIGATE ${DNS_TCP_V4} -m comment --comment "aigate:queue-dns-tcp" -j NFQUEUE --queue-num 0 --queue-bypass`,
 ]
 const FILTER_V4 = [
   '-A AIGATE -m mark --mark 0x2000000/0xf000000 -m comment --comment "aigate:verdict-drop" -j DROP',
@@ -144,12 +167,12 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
       }
       const v6 = net.exec(ns, `ip6tables-${c.variant}-save`, [])
       t.same(chainLines(v6, 'filter', 'AIGATE'), FILTER_V4.map((l) => l.replace('icmp-port-unreachable', 'icmp6-port-unreachable')), 'ip6tables: the same filter rules, ICMPv6 reject')
-      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4.map((l) => l.replace(TCP_PAYLOAD_BPF.ipv4, TCP_PAYLOAD_BPF.ipv6)), 'ip6tables: the same mangle rules, the IPv6 payload program')
+      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4.map((l) => l.replace(TCP_PAYLOAD_BPF.ipv4, TCP_PAYLOAD_BPF.ipv6).replace(QUIC_LONG_HEADER_BPF.ipv4, QUIC_LONG_HEADER_BPF.ipv6).replace('--length 1228:', '--length 1248:').replace('--hashlimit-mode srcip', '--hashlimit-mode srcip --hashlimit-srcmask 64')), 'ip6tables: the same mangle rules, the IPv6 programs and sizes, clients per /64')
 
       const st = status(opts)
       t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
-      t.equal(st.rules.length, 24, 'status: 9 + 3 rules per family')
-      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), ['decided-accept', 'queue-dns-udp', 'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http', 'queue-quic', 'queue-dns-tcp'], 'status: the hot rule is named by its place')
+      t.equal(st.rules.length, 2 * (MANGLE_NAMES.length + 3), 'status: every mangle rule and 3 filter rules per family')
+      t.same(st.rules.filter((r) => r.family === 'ipv4' && r.table === 'mangle').map((r) => r.name), MANGLE_NAMES, 'status: the hot rule is named by its place')
 
       up(opts)
       t.equal(snapshot(net, ns, c.variant), once, 'up again: identical rules, no duplicates')
@@ -183,9 +206,9 @@ t.test('iptables backend: options change the rules, up converges', { skip }, asy
   t.ok(mangle().filter((l) => l.includes('NFQUEUE')).every((l) => l.endsWith('-j NFQUEUE --queue-num 0')), 'failClosed: no --queue-bypass')
   up({ ...base, queues: [0, 1, 2, 3] })
   t.ok(mangle().filter((l) => l.includes('NFQUEUE')).every((l) => l.endsWith('-j NFQUEUE --queue-balance 0:3 --queue-bypass')), 'four queues: --queue-balance 0:3')
-  up({ ...base, queuePackets: 4, hooks: ['forward', 'output'] })
+  up({ ...base, sourceBudget: 50, hooks: ['forward', 'output'] })
   const save = net.exec(ns, 'iptables-save', [])
-  t.match(mangle().find((l) => l.includes('queue-tls-http')), /--connbytes 1:4 /, 'queuePackets: connbytes 1:4')
+  t.match(mangle().find((l) => l.includes('queue-tls-http-over-budget')), /--hashlimit-above 50\/sec --hashlimit-burst 100 /, 'sourceBudget: the hashlimit rate')
   for (const table of ['mangle', 'filter']) {
     t.match(chainLines(save, table, 'OUTPUT')[0], /-j AIGATE$/, `${table} OUTPUT: jump first`)
   }
