@@ -1,13 +1,13 @@
 import { Status } from '../util/status.js'
-import { PacketView, PROTO_TCP, PROTO_UDP, TCP_ACK } from '../decode/packet.js'
+import { PacketView, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN, TCP_URG } from '../decode/packet.js'
 import { parseTls, peekSni, TlsHello } from '../extract/tls.js'
 import { parseDns, parseDnsTcp, DnsQuery, MAX_QUESTIONS } from '../extract/dns.js'
 import { parseHttp, HttpHead, skipEmptyLines } from '../extract/http.js'
 import { NameOut, readName, type Name } from '../name/index.js'
 import { DecisionCache } from '../cache/index.js'
-import type { Decision, Action } from '../policy/index.js'
+import type { Decision, Action, EvasionDetail } from '../policy/index.js'
 import type { Ruleset } from './ruleset.js'
-import { FlowTable, type Flow, type FlowLimits } from '../flow/index.js'
+import { FlowTable, MAX_IMPLAUSIBLE, DEFAULT_MAX_FLOW_SEGMENTS, OFFLINE_MAX_FLOW_SEGMENTS, type Flow, type FlowLimits } from '../flow/index.js'
 import { parseQuicInitial, CryptoAssembler, QuicInfo } from '../extract/quic.js'
 import { LRUCache } from 'lru-cache'
 
@@ -53,6 +53,11 @@ const LF = 0x0a
 function laterTlsRecord (buf: Buffer, s: number, e: number): boolean {
   const c = buf[s] as number
   return e - s >= 3 && c >= 20 && c <= 24 && c !== 22 && buf[s + 1] === 0x03 && (buf[s + 2] as number) <= 0x04
+}
+
+/** How a name on this TCP port would be seen, for a line about a flow we could not read. */
+function seenOnPort (port: number): Seen {
+  return port === PORT_HTTP ? 'http' : port === PORT_DNS ? 'dns' : 'sni'
 }
 
 /**
@@ -178,10 +183,19 @@ export class Classifier {
   readonly #quicPool: CryptoAssembler[] = []
   #quicScratch = new CryptoAssembler()
 
-  constructor (ruleset: Ruleset, cacheSize?: number, flowLimits?: Partial<FlowLimits>) {
+  /**
+   * Inline (NFQUEUE): the firewall queues only packets of flows without a
+   * verdict, so payload that opens nothing (a flow whose opening we never
+   * saw) gets `midstream`. Offline (a capture, a mirror port) every packet
+   * of every flow is seen, and later data is simply not an opening.
+   */
+  readonly inline: boolean
+
+  constructor (ruleset: Ruleset, cacheSize?: number, flowLimits?: Partial<FlowLimits>, inline = false) {
     this.ruleset = ruleset
+    this.inline = inline
     this.cache = new DecisionCache(cacheSize)
-    this.flows = new FlowTable(flowLimits)
+    this.flows = new FlowTable({ maxSegments: inline ? DEFAULT_MAX_FLOW_SEGMENTS : OFFLINE_MAX_FLOW_SEGMENTS, ...flowLimits })
     this.quicFlows = new LRUCache<string, CryptoAssembler | Decision | QuicWatch>({
       max: DEFAULT_MAX_QUIC_FLOWS,
       ttl: flowLimits?.ttlMs ?? 10000,
@@ -234,6 +248,11 @@ export class Classifier {
     const buf = view.buf
     const s = view.payloadStart
     const e = view.payloadEnd
+    if (view.proto === PROTO_TCP && (view.tcpFlags & TCP_SYN) !== 0 && this.flows.size > 0) {
+      // A new connection on these ports: nothing of an earlier one carries over.
+      const f = this.flows.get(FlowTable.keyOf(view), now)
+      if (f !== undefined) this.flows.delete(f)
+    }
     if (e <= s) return 0
     if (view.proto === PROTO_TCP) {
       this.#tcp(view, out, buf, s, e, now)
@@ -271,8 +290,28 @@ export class Classifier {
       key = FlowTable.keyOf(view)
       flow = table.get(key, now)
     }
+    const starts = startsMessage(buf, s, e, view.dstPort)
+    if (flow !== undefined && flow.decided !== null) {
+      if (!starts) {
+        // Decided already: a packet that was in the queue behind the one that
+        // decided, or (offline) the rest of the flow. Same verdict, no new line.
+        out.status = Status.Ok
+        out.verdict = flow.decided as Decision
+        return
+      }
+      // A new opening on the same ports (a new connection) is read afresh.
+      table.delete(flow)
+      flow = undefined
+    }
+    if ((view.tcpFlags & TCP_URG) !== 0 && (flow !== undefined || starts)) {
+      // Urgent data inside an opening: the server's kernel takes the urgent
+      // byte out of the stream, we would read it in. Two stories.
+      out.seen = seenOnPort(view.dstPort)
+      out.status = Status.Malformed
+      this.#evasion(view, out, flow ?? null, 'urgent', now)
+      return
+    }
     if (flow === undefined) {
-      const starts = startsMessage(buf, s, e, view.dstPort)
       if (starts) {
         this.#read(view, out, buf, s, e)
         if (out.status === Status.Ok && out.count > 0) { this.#watch(view, out, key, now); return }
@@ -284,38 +323,58 @@ export class Classifier {
           this.#watch(view, out, key, now)
           return
         }
+        if (out.status === Status.NeedMore && view.truncated) {
+          // The rest of this message was in the same (merged) packet, cut at the
+          // copy range: it will never be queued.
+          this.#cut(view, out, null, buf, s, e, now)
+          return
+        }
       }
       if (out.status !== Status.NeedMore) {
         // Not a whole message here. On the ports that open with a name, keep the
         // bytes: they may be a later piece of a hello whose start comes after
         // them (segments out of order). Ordinary later traffic is left alone.
-        if (starts || laterTlsRecord(buf, s, e)) return // a whole message that is not ours (e.g. ClientKeyExchange)
+        if (starts || laterTlsRecord(buf, s, e)) {
+          // A whole message that is not an opening (a ClientKeyExchange, an
+          // application data record): inline, the flow's opening went by unseen.
+          if (this.inline) this.#midstream(view, out, key, now)
+          return
+        }
         if (view.dstPort !== PORT_HTTPS && view.dstPort !== PORT_HTTP && view.dstPort !== PORT_DOT) return
       }
       out.status = Status.NeedMore
       flow = table.create(key ?? FlowTable.keyOf(view), now)
+      flow.ttl = view.ttl
       table.addSegment(flow, view.seq, buf, s, e, starts, now)
-      if (out.seen === null) out.seen = view.dstPort === PORT_HTTP ? 'http' : 'sni'
+      if (out.seen === null) out.seen = seenOnPort(view.dstPort)
       return
     }
     if (flow.watchName !== null && flow.have === 0 && flow.pendingSeq.length === 0) {
       this.#watched(view, out, flow, buf, s, e, now)
       return
     }
-    table.addSegment(flow, view.seq, buf, s, e, startsMessage(buf, s, e, view.dstPort), now)
     out.count = 0
-    out.seen = view.dstPort === PORT_HTTP ? 'http' : view.dstPort === PORT_DNS ? 'dns' : 'sni'
+    out.seen = view.dstPort === PORT_DNS ? 'dns' : seenOnPort(view.dstPort)
+    if (view.ttl < flow.ttl) {
+      // Fewer hops left than the flow's first segment: not from the same
+      // sender on the same path, a piece made to die before the server (and
+      // to complete the hello here with another name). Not read.
+      out.status = Status.NeedMore
+      this.#implausible(view, out, flow, now)
+      return
+    }
+    table.addSegment(flow, view.seq, buf, s, e, starts, now)
     if (flow.have === 0) {
       out.status = Status.NeedMore
-      if (flow.overflow) this.#special(view, out, flow, this.ruleset.policy.unknown)
-      else if (flow.packets >= table.limits.maxSegments) this.#tooManySegments(view, out, flow)
+      if (flow.overflow || flow.packets >= table.limits.maxSegments) this.#noStart(view, out, flow, now)
       return
     }
     this.#read(view, out, flow.data, 0, flow.have)
     out.reassembled = true
     out.segments = flow.packets
     if (out.status === Status.NeedMore && !flow.overflow) {
-      if (flow.packets >= table.limits.maxSegments) this.#tooManySegments(view, out, flow)
+      if (view.truncated) this.#cut(view, out, flow, flow.data, 0, flow.have, now)
+      else if (flow.packets >= table.limits.maxSegments) this.#tooManySegments(view, out, flow, now)
       return
     }
     if (out.status === Status.NeedMore && out.seen === 'sni' && peekSni(flow.data, 0, flow.have, out.tls)) {
@@ -328,27 +387,82 @@ export class Classifier {
     if (out.status !== Status.Ok || out.count === 0) {
       if (flow.watchName !== null && flow.watchName !== '') {
         // A second opening message we cannot read behind an allowed name: two stories.
-        this.#special(view, out, flow, this.ruleset.policy.evasion)
+        this.#evasion(view, out, flow, 'second-hello', now)
       } else {
         this.#special(view, out, flow, this.ruleset.policy.unknown)
-        if (!flow.overflow) this.#watch(view, out, flow.key, now, flow.base >= 0 ? (flow.base + flow.have) >>> 0 : -1)
+        if (!flow.overflow) this.#watch(view, out, flow.key, now, flow)
+        else this.#final(out, flow.key, now)
       }
-    } else if (flow.disagree || (flow.watchName !== null && out.count > 0 && namesOf(out) !== flow.watchName)) {
-      // Overlapping copies disagreed, or a second hello names another host
-      // than the first: the name read is only one of two stories.
-      this.#special(view, out, flow, this.ruleset.policy.evasion)
+    } else if (flow.disagree) {
+      // Overlapping copies disagreed: the name read is only one of two stories.
+      this.#evasion(view, out, flow, 'disagree', now)
+    } else if (flow.watchName !== null && namesOf(out) !== flow.watchName) {
+      // A second hello names another host than the first.
+      this.#evasion(view, out, flow, 'second-hello', now)
     } else if (flow.watchName !== null) {
       this.#holdAgain(out, flow, now)
     } else {
-      this.#watch(view, out, flow.key, now, flow.base >= 0 ? (flow.base + flow.have) >>> 0 : -1)
+      this.#watch(view, out, flow.key, now, flow)
     }
   }
 
-  /** The opening message is still incomplete after the segments the firewall lets us see (DEFAULT_MAX_FLOW_SEGMENTS). */
-  #tooManySegments (view: PacketView, out: Outcome, flow: Flow): void {
+  /**
+   * A message cut short by the copy range (a GRO/TSO-merged or defragmented
+   * packet larger than what the kernel copies to us): its rest is in the same
+   * packet, so it never comes. A server name that came before the cut is
+   * final (a second one would make the server abort); without one, evasion.
+   */
+  #cut (view: PacketView, out: Outcome, flow: Flow | null, buf: Buffer, s: number, e: number, now: number): void {
+    if (out.seen === 'sni' && peekSni(buf, s, e, out.tls)) {
+      out.status = Status.Ok
+      this.#one(view, out, out.tls.buf, out.tls.sniStart, out.tls.sniEnd, 0)
+      if (out.count > 0) {
+        if (flow !== null) this.flows.delete(flow)
+        this.#watch(view, out, flow?.key ?? null, now)
+        return
+      }
+    }
+    this.#evasion(view, out, flow, 'truncated', now)
+  }
+
+  /** Pieces of a stream whose start never came, inline past the segment limit: an opening we did not see, or one hidden from us. */
+  #noStart (view: PacketView, out: Outcome, flow: Flow, now: number): void {
+    this.flows.delete(flow)
+    if (this.inline) this.#midstream(view, out, flow.key, now)
+  }
+
+  /** Inline: payload of a flow whose opening went by unseen (the daemon restarted, the queue was bypassed). */
+  #midstream (view: PacketView, out: Outcome, key: string | null, now: number): void {
+    if (out.seen === null) out.seen = seenOnPort(view.dstPort)
+    out.count = 0
+    this.#special(view, out, null, this.ruleset.policy.nameless('midstream'))
+    this.#final(out, key ?? FlowTable.keyOf(view), now)
+  }
+
+  /** A packet that cannot reach the server, on a flow being read or watched: ignored, and evasion when it keeps happening. */
+  #implausible (view: PacketView, out: Outcome, flow: Flow, now: number): void {
+    this.flows.stats.implausible++
+    flow.packets++
+    if (++flow.implausible > MAX_IMPLAUSIBLE) this.#evasion(view, out, flow, 'implausible', now)
+  }
+
+  /** The policy's evasion action with what the flow did; final for the flow. */
+  #evasion (view: PacketView, out: Outcome, flow: Flow | null, detail: EvasionDetail, now: number): void {
+    this.#special(view, out, flow, this.ruleset.policy.evaded(detail))
+    this.#final(out, flow?.key ?? FlowTable.keyOf(view), now)
+  }
+
+  /** Remember a flow's final decision, for its packets still in flight (inline) or the rest of it (offline). */
+  #final (out: Outcome, key: string, now: number): void {
+    const f = this.flows.create(key, now)
+    f.decided = out.verdict
+  }
+
+  /** The opening message is still incomplete after the segments we read of it (FlowLimits.maxSegments). */
+  #tooManySegments (view: PacketView, out: Outcome, flow: Flow, now: number): void {
     out.segments = flow.packets
     this.flows.stats.tooManySegments++
-    this.#special(view, out, flow, this.ruleset.policy.evasion)
+    this.#evasion(view, out, flow, 'segments', now)
   }
 
   #now = 0
@@ -453,15 +567,29 @@ export class Classifier {
     }
   }
 
-  /** After an allow or monitor decision on TLS or HTTP: watch the flow (see Outcome.hold). */
-  #watch (view: PacketView, out: Outcome, key: string | null, now: number, next = -1): void {
+  /**
+   * After an allow or monitor decision on TLS or HTTP: watch the flow (see
+   * Outcome.hold). `from`: the flow the message was gathered in, whose bytes
+   * the watch keeps to compare later copies with. Other decisions are final.
+   */
+  #watch (view: PacketView, out: Outcome, key: string | null, now: number, from: Flow | null = null): void {
     const d = out.verdict
-    if (d === null || (d.action !== 'allow' && d.action !== 'monitor') || out.seen === 'dns') return
+    if (d === null || out.seen === 'dns') return
+    if (d.action !== 'allow' && d.action !== 'monitor') {
+      this.#final(out, key ?? FlowTable.keyOf(view), now)
+      return
+    }
     const f = this.flows.create(key ?? FlowTable.keyOf(view), now)
     f.watchName = namesOf(out)
     f.watchDecision = d
-    f.watchTtl = view.ttl
-    f.watchNext = next >= 0 ? next : (view.seq + (view.payloadEnd - view.payloadStart)) >>> 0
+    f.watchTtl = f.ttl = from !== null ? from.ttl : view.ttl
+    if (from !== null && from.base >= 0) {
+      f.watchData = from.data.subarray(0, from.have)
+      f.watchBase = from.base
+      f.watchNext = (from.base + from.have) >>> 0
+    } else {
+      f.watchNext = (view.seq + (view.payloadEnd - view.payloadStart)) >>> 0
+    }
     out.hold = true
   }
 
@@ -470,8 +598,11 @@ export class Classifier {
     const f = this.flows.create(flow.key, now)
     f.watchName = flow.watchName
     f.watchDecision = flow.watchDecision
-    f.watchTtl = flow.watchTtl
+    f.watchTtl = f.ttl = flow.watchTtl
     f.watchNext = flow.watchNext
+    f.watchData = flow.watchData
+    f.watchBase = flow.watchBase
+    f.implausible = flow.implausible
     out.count = 0
     out.verdict = flow.watchDecision as Decision
     out.hold = true
@@ -481,22 +612,31 @@ export class Classifier {
   #watched (view: PacketView, out: Outcome, flow: Flow, buf: Buffer, s: number, e: number, now: number): void {
     const table = this.flows
     if (!startsMessage(buf, s, e, view.dstPort)) {
+      out.count = 0
+      out.status = Status.Ok
+      out.verdict = flow.watchDecision as Decision
+      const copy = this.#againstHello(view, flow, buf, s, e)
+      if (copy < 0) {
+        // A copy of the decided hello's bytes that differs: we decided on a
+        // piece the server never got (a fake with a checksum or TTL that
+        // kills it), and this is the real one.
+        out.seen = seenOnPort(view.dstPort)
+        this.#evasion(view, out, flow, 'disagree', now)
+        return
+      }
+      if (copy > 0) { out.hold = true; return } // a retransmitted piece of the hello
       if (!plausibleNext(view, flow)) {
         // A fake "first data" (zapret's fake packets with low TTL, badseq,
         // datanoack) would end the watch and save the allow before the real
-        // hello comes: accept it unsaved and keep watching.
-        table.stats.implausible++
-        out.count = 0
-        out.verdict = flow.watchDecision as Decision
+        // hello comes: accept it unsaved and keep watching, for a while.
         out.hold = true
-        out.status = Status.Ok
+        this.#implausible(view, out, flow, now)
+        if (out.verdict !== flow.watchDecision) out.seen = seenOnPort(view.dstPort)
         return
       }
       // The client moved on to data: the allow stands and is saved now.
       table.delete(flow)
-      out.count = 0
-      out.verdict = flow.watchDecision as Decision
-      out.status = Status.Ok
+      if (!this.inline) this.#final(out, flow.key, now)
       return
     }
     this.#read(view, out, buf, s, e)
@@ -514,7 +654,22 @@ export class Classifier {
     }
     table.delete(flow)
     if (namesOf(out) === flow.watchName) this.#holdAgain(out, flow, now)
-    else this.#special(view, out, flow, this.ruleset.policy.evasion)
+    else this.#evasion(view, out, flow, 'second-hello', now)
+  }
+
+  /**
+   * Does this segment repeat bytes of the watched hello? 1: it does, and they
+   * agree (a retransmission); -1: they differ; 0: it lies past the hello, or
+   * the hello's bytes were not kept (read from one segment).
+   */
+  #againstHello (view: PacketView, flow: Flow, buf: Buffer, s: number, e: number): number {
+    const data = flow.watchData
+    if (data === null) return 0
+    const rel = (view.seq - flow.watchBase) | 0
+    if (rel >= data.length || rel + (e - s) <= 0) return 0
+    const from = Math.max(0, rel)
+    const to = Math.min(data.length, rel + (e - s))
+    return buf.compare(data, from, to, s + (from - rel), s + (to - rel)) === 0 ? 1 : -1
   }
 
   /** Read one message starting at buf[s] (TLS, DNS over TCP, HTTP) and decide its names. */

@@ -1,5 +1,5 @@
 import { parentPort, workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
-import { Queue, QueueError, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
+import { Queue, QueueError, MAX_COPY_RANGE, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
 import { decodeIp, PacketView } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
@@ -45,6 +45,8 @@ export type FromWorker =
 
 /** Longest a decision line waits in the worker's buffer. */
 const LOG_FLUSH_MS = 50
+/** Reads of what waits in the kernel's queue when stopping (each takes up to a batch). */
+const STOP_DRAIN_ROUNDS = 64
 /** Longest the loop blocks with nothing to do: how soon a message (reload, stats, stop) is seen. */
 const IDLE_WAIT_MS = 100
 
@@ -55,7 +57,7 @@ const post = (m: FromWorker): void => port.postMessage(m)
 
 /** Opens the queue and everything it needs; returns the serving loop, or null when it could not (an 'error' was posted). */
 function start (): (() => void) | null {
-  const classifier = new Classifier(loadRuleset(cfg.rulesDir, cfg.policyFile), cfg.cacheSize)
+  const classifier = new Classifier(loadRuleset(cfg.rulesDir, cfg.policyFile), cfg.cacheSize, undefined, true)
   // Lines are gathered in a 64 KiB buffer and written as one run of whole
   // lines, under a lock all workers share (see FdLines), when the buffer is
   // full or LOG_FLUSH_MS after the first line waiting: a write(2) per line or
@@ -68,8 +70,11 @@ function start (): (() => void) | null {
   let queue: Queue
   try {
     // Every packet is answered in its own batch (none is held back), so runs of
-    // equal verdicts may go as one batch verdict.
-    queue = new Queue(cfg.queue, { failOpen: cfg.failOpen, verdictBatch: true })
+    // equal verdicts may go as one batch verdict. The whole packet is copied:
+    // with GRO on the ingress NIC or TSO on a client, one queued packet can
+    // hold a whole 6 kB hello (or, defragmented, a 64 KiB datagram), and a cut
+    // one would hide its name. The buffer holds 256 such packets per read.
+    queue = new Queue(cfg.queue, { failOpen: cfg.failOpen, verdictBatch: true, copyRange: MAX_COPY_RANGE, bufferSize: 256 * (MAX_COPY_RANGE + 1024) })
   } catch (err) {
     const e = err as QueueError
     sink.close()
@@ -137,8 +142,10 @@ function start (): (() => void) | null {
         } as unknown as Record<string, number>,
       })
     } else if (m.type === 'stop') {
-      // Batches are answered synchronously, so nothing is held between them:
-      // closing now leaves no packet unanswered in our hands.
+      // Batches are answered synchronously, so nothing is held between them.
+      // Packets still in the kernel's queue would be dropped by the unbind:
+      // answer what waits first (bounded, as new packets keep coming).
+      for (let i = 0; i < STOP_DRAIN_ROUNDS && queue.wait(0); i++) queue.drain()
       queue.close()
       sink.close()
       post({ type: 'stopped', queue: cfg.queue })

@@ -27,6 +27,7 @@ export const TCP_FIN = 0x01
 export const TCP_SYN = 0x02
 export const TCP_RST = 0x04
 export const TCP_ACK = 0x10
+export const TCP_URG = 0x20
 
 export class PacketView {
   buf: Buffer = Buffer.alloc(0)

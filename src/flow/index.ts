@@ -21,13 +21,25 @@ export const DEFAULT_MAX_FLOWS = 65536
 export const DEFAULT_MAX_FLOW_BYTES = 16384
 export const DEFAULT_FLOW_TTL_MS = 10000
 /**
- * Segments an opening message may take. Inline, the firewall queues only the
- * first 8 packets of a flow (fw DEFAULT_QUEUE_PACKETS): SYN, handshake ACK
- * and 6 data segments. A hello cut into more never shows its end to the
- * daemon while the server gets it all, so a message still incomplete after 6
- * segments is an evasion (real clients use 1 to 3).
+ * Segments an opening message may take, inline. The firewall queues every
+ * segment with payload of a flow until it has a verdict, so this bounds the
+ * packets one undecided flow costs the daemon: a message still incomplete
+ * after this many segments is evasion (real clients use 1 to 3; evasion
+ * tools cut hellos into many).
  */
-export const DEFAULT_MAX_FLOW_SEGMENTS = 6
+export const DEFAULT_MAX_FLOW_SEGMENTS = 32
+/**
+ * Offline (a capture) there is no queue to protect and every segment is in
+ * the file: a hello cut into 10-byte segments is read whole (maxBytes still
+ * bounds it).
+ */
+export const OFFLINE_MAX_FLOW_SEGMENTS = 4096
+/**
+ * Packets of one flow that cannot reach the server (a lower TTL than the
+ * flow's first segment, fake data on a watched flow) before the flow is
+ * evasion: a few are tolerated and ignored, a stream of them is a tool.
+ */
+export const MAX_IMPLAUSIBLE = 8
 /** Out-of-order segments held per flow. */
 const MAX_PENDING_SEGMENTS = 64
 
@@ -55,6 +67,16 @@ export class Flow {
   overflow = false
   /** Packets of this flow seen. */
   packets = 0
+  /** TTL (hop limit) of the flow's first segment: a later piece with fewer hops left cannot come from the same sender on the same path. */
+  ttl = 0
+  /** Packets ignored as implausible (see MAX_IMPLAUSIBLE). */
+  implausible = 0
+  /**
+   * The final decision, once made: later packets of the flow (still in the
+   * queue when the verdict was saved, or the rest of a capture) get it
+   * without a new line.
+   */
+  decided: unknown = null
   /**
    * An allowed flow under watch: the name first decided, and the decision.
    * Until the client sends data that is not a hello, a second hello with
@@ -65,6 +87,14 @@ export class Flow {
   /** TTL (hop limit) of the watched hello, and the sequence number just past it: see Classifier #watched. */
   watchTtl = 0
   watchNext = 0
+  /**
+   * The bytes of the hello that was decided, from sequence number watchBase,
+   * when it was gathered over several segments: a later copy of any of them
+   * that differs means we decided on bytes the server never got (a fake
+   * piece). Null for a hello read from one segment.
+   */
+  watchData: Buffer | null = null
+  watchBase = 0
   constructor (key: string, now: number) {
     this.key = key
     this.lastSeen = now
@@ -141,10 +171,10 @@ export class FlowTable {
 
   get size (): number { return this.#flows.size }
 
-  /** Flows gathering a message (not merely watched after an allow). O(flows): for tests and stats. */
+  /** Flows gathering a message (not merely watched after an allow, nor decided). O(flows): for tests and stats. */
   reassembling (): number {
     let n = 0
-    for (const f of this.#flows.values()) if (f.watchName === null || f.have > 0 || f.pendingSeq.length > 0) n++
+    for (const f of this.#flows.values()) if ((f.watchName === null && f.decided === null) || f.have > 0 || f.pendingSeq.length > 0) n++
     return n
   }
 

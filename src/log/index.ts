@@ -219,7 +219,7 @@ export class DecisionLog {
       const close = seen === 'http' ? '"}' : '"}}'
       p = {
         event: ascii(`","event":{"kind":"event","category":["network"],"type":${EVENT_TYPE[d.action] ?? '[]'},"action":"${d.action}","dataset":"aigate.decision"`),
-        aigate: ascii(`},"aigate":{"seen":"${seen}","vendor":${json(d.vendor)},"reason":${json(d.reason)},"network":${json(d.network)}`),
+        aigate: ascii(`},"aigate":{"seen":"${seen}","vendor":${json(d.vendor)},"reason":${json(d.reason)},${d.detail === undefined ? '' : `"detail":${json(d.detail)},`}"network":${json(d.network)}`),
         rule: ascii(`}${rule},"source":{"ip":"`),
         message: ascii(`${close},"message":"${d.action} `),
         end: ascii((d.vendor !== null ? json(` (${d.vendor})`).slice(1, -1) : '') + '"}'),

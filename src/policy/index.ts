@@ -10,7 +10,25 @@ export const ACTIONS = ['allow', 'monitor', 'block', 'reject'] as const
 export type Action = (typeof ACTIONS)[number]
 
 /** Why the action was chosen, for the log line. */
-export type Reason = 'exception' | 'vendor' | 'category' | 'default' | 'unknown' | 'evasion'
+export type Reason = 'exception' | 'vendor' | 'category' | 'default' | 'unknown' | 'evasion' | 'midstream' | 'quic-version'
+
+/**
+ * Reasons decided by the policy's `unknown` action: no name to read. `midstream`:
+ * payload of a flow whose opening the daemon never saw (it restarted, or the
+ * opening slipped past); `quic-version`: a QUIC version aigate cannot decrypt.
+ */
+export type UnknownReason = 'unknown' | 'midstream' | 'quic-version'
+
+/**
+ * What made a flow `evasion` (the log's `aigate.detail`): `disagree` (copies of
+ * the same bytes differ), `second-hello` (another name behind the first),
+ * `segments` (an opening still incomplete after the segments we read), `urgent`
+ * (URG data inside an opening: the server's kernel removes it, we would not),
+ * `truncated` (a merged or oversized packet cut short before its name),
+ * `implausible` (packets that cannot reach the server, again and again),
+ * `short-dcid` (a QUIC first Initial with a DCID under 8 bytes).
+ */
+export type EvasionDetail = 'disagree' | 'second-hello' | 'segments' | 'urgent' | 'truncated' | 'implausible' | 'short-dcid'
 
 export interface Decision {
   readonly action: Action
@@ -24,6 +42,8 @@ export interface Decision {
   readonly reason: Reason
   /** Name of the network exception that applied, or null for the global policy. */
   readonly network: string | null
+  /** For `evasion`: what the flow did (see EvasionDetail); absent otherwise. */
+  readonly detail?: EvasionDetail
 }
 
 export interface NetworkPolicy {
@@ -136,19 +156,30 @@ export class Policy {
   }
 
   /** For flows whose opening message names nothing readable (see PolicyInput.unknown). */
-  get unknown (): Decision { return this.#special('unknown') }
+  get unknown (): Decision { return this.nameless('unknown') }
   /** For flows that showed two different names (overlap or decoy tricks); `rule` names the first one. */
-  get evasion (): Decision { return this.#special('evasion') }
+  get evasion (): Decision { return this.evaded(null) }
 
   readonly #specials = new Map<string, Decision>()
-  #special (reason: 'unknown' | 'evasion'): Decision {
-    let d = this.#specials.get(reason)
+
+  /** The policy's `unknown` action, for one of the reasons a flow shows no name (one frozen Decision per reason). */
+  nameless (reason: UnknownReason): Decision {
+    return this.#special(reason, this.input.unknown ?? 'allow', null)
+  }
+
+  /** The policy's `evasion` action, with what the flow did (null: two stories, the general case). */
+  evaded (detail: EvasionDetail | null): Decision {
+    return this.#special('evasion', this.input.evasion ?? 'block', detail)
+  }
+
+  #special (reason: UnknownReason | 'evasion', action: Action, detail: EvasionDetail | null): Decision {
+    const key = detail === null ? reason : reason + ':' + detail
+    let d = this.#specials.get(key)
     if (d === undefined) {
       d = Object.freeze({
-        action: (reason === 'unknown' ? this.input.unknown : this.input.evasion) ?? (reason === 'unknown' ? 'allow' : 'block'),
-        vendor: null, category: null, rule: null, ruleSource: null, reason, network: null,
+        action, vendor: null, category: null, rule: null, ruleSource: null, reason, network: null, ...(detail === null ? {} : { detail }),
       })
-      this.#specials.set(reason, d)
+      this.#specials.set(key, d)
     }
     return d
   }
