@@ -28,9 +28,14 @@ import { Netns, netnsSkipReason, waitFor } from '../helpers/netns.js'
  * Each case asserts (a) the blocked site was not reached (no handshake, no
  * "page claude.ai" back, nothing in the server's log for that source port)
  * and (b) the daemon's log has exactly one decision line for the flow (by
- * source port), with action block or reject. Each has an allowed control with
- * the same technique (example.org, default allow), so "block everything" does
- * not pass.
+ * source port), with action block or reject. Most have an allowed control
+ * with the same technique (example.org, default allow), so "block everything"
+ * does not pass.
+ *
+ * Offloads: the veths are made with GRO/GSO/TSO off (wire-sized segments);
+ * case 3 turns TSO/GSO on at the client's veth and GRO on at the gateway's
+ * client-side veth, and back off after. With TSO on a veth the client's 6 kB
+ * send crosses as one packet (tcpdump on the gateway shows length 6390).
  *
  *  0. baseline: a plain client; claude.ai blocked, example.org allowed (the
  *     set-up works, so each failure below is the technique's doing).
@@ -57,8 +62,20 @@ import { Netns, netnsSkipReason, waitFor } from '../helpers/netns.js'
  *     (class 3): the server answers both Hosts.
  *  9. mid-stream (class 6): a TLS connection opened while no daemon was bound
  *     (queue bypass), data after the daemon is back: reason "midstream".
- * 10. overload (class 5): cli2 floods random-DCID 1250-byte QUIC Initials while
- *     cli tries claude.ai 20 times: 0 may succeed; allowed tries mostly do.
+ * 10. overload (class 5): cli2 floods random-DCID 1250-byte QUIC Initials (a
+ *     new source port every 4, so conntrack's first-packets window does not
+ *     shield the queue) while cli tries claude.ai 20 times: 0 may succeed;
+ *     allowed tries mostly do. Runs last.
+ * 11. decoy behind the stream (class 7): a hello for example.org sent 40 kB
+ *     before the stream's next byte with a normal TTL (conntrack accepts it,
+ *     the server drops it as old data), then the real hello.
+ * 12. QUIC decoy (class 7, unprivileged): from one socket, www.example.com's
+ *     Initials, one junk datagram shaped like a Handshake packet, then a new
+ *     connection (claude.ai's Initials).
+ * 13. inherited verdict (class 8): an allowed connection from a fixed port
+ *     ended by the client's RST, then a new connection from the same port
+ *     reuses the conntrack entry and its accept mark.
+ * Cases 9 (restarts the daemon) and 10 run last.
  */
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..')
@@ -70,6 +87,8 @@ const QUIC = join(ROOT, 'test', 'fixtures', 'quic')
 const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
 const BLOCKED = 'claude.ai'
 const ALLOWED = 'example.org'
+/** DCIDs of the Chromium QUIC fixtures replayed here (test/fixtures/quic/SOURCES.md). */
+const DCID: Record<string, string> = { 'claude.ai': '6fb0bb1a87a8364d', 'www.example.com': 'e6122d7623a643ed' }
 
 type Json = Record<string, any>
 
@@ -237,21 +256,28 @@ if (skip !== false) {
       return [':443 ', ':80 ', ':853 ', ':53 '].every((p) => s.includes(`${A.srv}${p}`) || s.includes(`*${p}`) || s.includes(`[::]${p}`)) && /udp.*:443 /.test(s)
     }
     if (!await waitFor(listening, 15000, 100)) throw new Error(`servers did not start: ${net.run(srv, 'ss', ['-Hlntu']).stdout}`)
-    // What reaches the server: Initial-sized UDP datagrams to 443, counted per source port.
-    for (const p of [42001, 42002]) {
-      net.exec(srv, 'iptables', ['-w', '-A', 'INPUT', '-p', 'udp', '--sport', String(p), '--dport', '443', '-m', 'length', '--length', '1200:65535', '-m', 'comment', '--comment', `enf-${p}`])
+    // What reaches the server: datagrams to UDP 443 carrying a fixture connection's DCID
+    // (payload offset 6; the string match counts from the IP header).
+    for (const [name, dcid] of Object.entries(DCID)) {
+      net.exec(srv, 'iptables', ['-w', '-A', 'INPUT', '-p', 'udp', '--dport', '443', '-m', 'string', '--algo', 'bm', '--from', '28', '--to', '64',
+        '--hex-string', `|${dcid}|`, '-m', 'comment', '--comment', `enf-${name}`])
     }
     fw('up')
     await startDaemon()
   })
 
-  const udpReached = (sport: number): number => {
+  /** Datagrams of a fixture QUIC connection (by its DCID) that reached the server since the last zeroQuic(). */
+  const quicReached = (name: string): number => {
     for (const l of net.exec(srv, 'iptables', ['-w', '-nvxL', 'INPUT']).split('\n')) {
-      if (l.includes(`enf-${sport} `) || l.endsWith(`enf-${sport} */`)) return Number(l.trim().split(/\s+/)[0])
+      if (l.includes(`/* enf-${name} */`)) return Number(l.trim().split(/\s+/)[0])
     }
     return -1
   }
+  const zeroQuic = (): void => { net.exec(srv, 'iptables', ['-w', '-Z', 'INPUT']) }
   const dst = { dst: A.srv, src: A.cli, timeout: 2 }
+
+  /** Chromium's two Initial datagrams of a fixture connection. */
+  const hello = (name: string): string[] => [1, 2].map((i) => join(QUIC, `chromium-156-v1-${name}-dg${i}.bin`))
 
   t.test('0. baseline: an ordinary TLS client; claude.ai is blocked, example.org passes', async (t) => {
     const r = attack('plain', { ...dst, port: 443, sport: 40001, sni: BLOCKED })
@@ -278,16 +304,16 @@ if (skip !== false) {
   })
 
   t.test('2. window burn (QUIC): 8 one-byte datagrams, then Chromium\'s claude.ai Initials', async (t) => {
-    const hello = (name: string): string[] => [1, 2].map((i) => join(QUIC, `chromium-156-v1-${name}-dg${i}.bin`))
+    zeroQuic()
     const r = attack('quic', { ...dst, port: 443, sport: 42001, n: 8, files: hello(BLOCKED), timeout: 1.5 })
     t.equal(r.replies, 0, `the server sent nothing back (${String(r.replies)} datagrams)`)
-    t.ok(udpReached(42001) <= 1, `the server got at most the first, undecided, Initial datagram (${udpReached(42001)} of 2)`)
+    t.ok(quicReached(BLOCKED) <= 1, `the server got at most the first, undecided, Initial datagram (${quicReached(BLOCKED)} of 2)`)
     const ds = await decisionsFor(42001)
     t.equal(ds.length, 1, `exactly one decision line for the QUIC flow: ${show(ds)}`)
     t.ok(ds.length > 0 && ds.every((d) => d.event?.action === 'block' || d.event?.action === 'reject'), `blocks: ${show(ds)}`)
     const c = attack('quic', { ...dst, port: 443, sport: 42002, n: 8, files: hello('www.example.com'), timeout: 1.5 })
     t.ok(c.replies > 0, `control: www.example.com's Initials after the same burn get Caddy's answer (${String(c.replies)} datagrams)`)
-    t.equal(udpReached(42002), 2, 'control: both Initials reached the server')
+    t.equal(quicReached('www.example.com'), 2, 'control: both Initials reached the server')
     const cs = await decisionsFor(42002)
     t.equal(cs.length, 1, `control: one decision line (${show(cs)})`)
   })
@@ -359,6 +385,39 @@ if (skip !== false) {
     t.match(c.body, 'page www.example.com')
     const cs = await decisionsFor(48002)
     t.equal(cs.length, 1, `control: one decision line (${show(cs)})`)
+  })
+
+  /** Like assertHeld, for a port pair that first carried an allowed connection (its allow line is left out). */
+  const heldAfterAllowed = async (t: Test, sport: number, allowed: string): Promise<void> => {
+    const ds = (await decisionsFor(sport)).filter((d) => !(d.name === allowed && d.event?.action === 'allow'))
+    t.equal(ds.length, 1, `exactly one decision line for the blocked connection on port ${sport}, besides ${allowed}'s: ${show(ds)}`)
+    t.ok(ds.length > 0 && ds.every((d) => d.event?.action === 'block' || d.event?.action === 'reject'), `it blocks or rejects: ${show(ds)}`)
+  }
+
+  t.test('11. decoy behind the stream: an example.org hello 40 kB before the next byte (normal TTL), then the real hello', async (t) => {
+    const r = attack('decoy-behind', { ...dst, port: 443, sport: 51001, sni: BLOCKED, decoy: ALLOWED, behind: 40000 })
+    await assertHeld(t, r, 'caddy-tls')
+    const o = attack('decoy-behind', { ...dst, port: 853, sport: 51002, sni: BLOCKED, decoy: ALLOWED, behind: 40000 })
+    await assertHeld(t, o, 'openssl')
+    // No allowed control here: no real client sends a hello behind its stream, and
+    // refusing the flow (evasion) is a right answer; case 0 shows allowed names pass.
+  })
+
+  t.test('12. QUIC decoy: www.example.com Initials, a junk Handshake-shaped datagram, then claude.ai Initials, one socket', async (t) => {
+    zeroQuic()
+    const r = attack('quic', { ...dst, port: 443, sport: 52001, n: 0, files: [...hello('www.example.com'), 'handshake-junk', ...hello(BLOCKED)], timeout: 1.5 })
+    t.ok(quicReached(BLOCKED) <= 1, `the server got at most claude.ai's first, undecided, Initial (${quicReached(BLOCKED)} of 2; ${String(r.replies)} datagrams back)`)
+    t.equal(quicReached('www.example.com'), 2, 'the allowed connection before it reached the server')
+    await heldAfterAllowed(t, 52001, 'www.example.com')
+  })
+
+  t.test('13. inherited verdict: an allowed connection reset by the client, then claude.ai from the same port', async (t) => {
+    const r = attack('reuse', { ...dst, port: 443, sport: 53001, first: ALLOWED, sni: BLOCKED })
+    t.notMatch(String(r.body), `page ${BLOCKED}`, `client got no page from ${BLOCKED} (handshake=${String(r.handshake)} error=${JSON.stringify(r.error)})`)
+    t.equal(r.handshake, false, 'no TLS handshake completed with the server')
+    t.notOk(caddyServed(caddyTls, 53001).some((l) => l.request?.host === BLOCKED), 'Caddy served no request for claude.ai on that port')
+    t.ok(caddyServed(caddyTls, 53001).some((l) => l.request?.host === ALLOWED), 'control: the first, allowed, connection was served')
+    await heldAfterAllowed(t, 53001, ALLOWED)
   })
 
   t.test('9. mid-stream: connected while no daemon was bound, data after it is back', async (t) => {

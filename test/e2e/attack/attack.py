@@ -265,8 +265,36 @@ def cmd_fake(a):
     tls_attack(a, send)
 
 
+def cmd_decoy_behind(a):
+    """Class 7: a hello for `decoy` sent `behind` bytes before the stream's next byte
+    (normal TTL: conntrack takes it, the server drops it as old data), then the real hello."""
+    def send(s, hello):
+        snd, rcv = seqs(s)
+        decoy = Tls(a['decoy']).hello
+        raw_segment(s, snd - a['behind'], rcv, decoy, flags=0x18)
+        time.sleep(0.05)
+        s.sendall(hello)
+        return {'decoy_seq': (snd - a['behind']) & 0xffffffff}
+    tls_attack(a, send)
+
+
+def cmd_reuse(a):
+    """Class 8: an allowed connection from a fixed port, ended by the client's RST
+    (SO_LINGER 0); at once a new connection from the same port with the real hello."""
+    first = Tls(a['first'])
+    s = connect(a['dst'], a['port'], a['src'], a['sport'])
+    s.sendall(first.hello)
+    r1 = first.finish(s, time.monotonic() + a['timeout'])
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.close()
+    time.sleep(0.05)
+    tls_attack(a, lambda s2, h: s2.sendall(h))
+    print(json.dumps({'first': r1}), file=sys.stderr)
+
+
 def cmd_quic(a):
-    """Class 1 (QUIC): n one-byte datagrams from the socket, then real Initial datagrams (files)."""
+    """Class 1 (QUIC): n one-byte datagrams from the socket, then real Initial datagrams
+    (files; "handshake-junk" sends a random datagram shaped like a Handshake packet: class 7)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((a['src'], a.get('sport', 0)))
     for _ in range(a['n']):
@@ -274,8 +302,16 @@ def cmd_quic(a):
         time.sleep(0.002)
     time.sleep(0.02)
     for f in a['files']:
-        with open(f, 'rb') as fh:
-            s.sendto(fh.read(), (a['dst'], a['port']))
+        if f == 'handshake-junk':
+            # A 1250-byte datagram shaped like a v1 Handshake packet, random inside (no key can open it).
+            d = bytearray(os.urandom(1250))
+            d[0:6] = bytes([0xe3, 0, 0, 0, 1, 8])
+            d[14] = 0
+            d[15:17] = struct.pack('!H', 0x4000 | (1250 - 17))
+            s.sendto(bytes(d), (a['dst'], a['port']))
+        else:
+            with open(f, 'rb') as fh:
+                s.sendto(fh.read(), (a['dst'], a['port']))
         time.sleep(0.02)
     replies = 0
     deadline = time.monotonic() + a['timeout']
