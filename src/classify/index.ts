@@ -33,6 +33,18 @@ const QUIC_LONG_HEADER = 0x80
 const PORT_HTTP = 80
 const PORT_DOT = 853
 
+/**
+ * Could a TCP payload begin an opening (a TLS record a server reads or drops
+ * before the hello: handshake, alert, change_cipher_spec; an HTTP method;
+ * DNS-over-TCP by port)? A server that skips a warning alert in front of the
+ * hello (Go) must not let that alert hide the hello from us.
+ */
+function startsOpening (buf: Buffer, s: number, e: number, dstPort: number): boolean {
+  const c = buf[s] as number
+  if (c === 0x15 || c === 0x14) return e - s < 2 || buf[s + 1] === 0x03
+  return startsMessage(buf, s, e, dstPort)
+}
+
 /** Does a TCP payload begin a message we read (TLS handshake record, HTTP method, DNS-over-TCP by port)? */
 function startsMessage (buf: Buffer, s: number, e: number, dstPort: number): boolean {
   const c = buf[s] as number
@@ -104,16 +116,31 @@ function plausibleNext (view: PacketView, flow: Flow): boolean {
   return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && view.ttl >= MIN_TRUSTED_TTL && ahead >= 0 && ahead < MAX_SEQ_AHEAD
 }
 
-/** An allowed QUIC flow whose allow is not saved yet (Classifier #quicWatched). */
+/** An allowed QUIC flow (Classifier #quicWatched): every later Initial is read. */
 class QuicWatch {
+  /** The client answered the server: the allow is saved on the port pair (later Initials are still read). */
+  saved = false
+  /** Datagrams ignored as implausible (see MAX_IMPLAUSIBLE). */
+  implausible = 0
   constructor (
     readonly decision: Decision,
     /** The name decided; '' when the hello had none. */
     readonly name: string,
-    /** TTL (hop limit) of the Initial that was decided. */
+    /** TTL (hop limit) of the flow's first Initial. */
     readonly ttl: number,
     /** Reads later Initials; knows the flow's original DCID (its Initial keys). */
     readonly asm: CryptoAssembler,
+  ) {}
+}
+
+/** A QUIC hello still arriving over several datagrams. */
+class QuicGather {
+  /** Datagrams ignored as implausible (see MAX_IMPLAUSIBLE). */
+  implausible = 0
+  constructor (
+    readonly asm: CryptoAssembler,
+    /** TTL (hop limit) of the flow's first datagram: a piece with fewer hops left is not read. */
+    readonly ttl: number,
   ) {}
 }
 
@@ -178,7 +205,7 @@ export class Classifier {
    * Initial datagrams, a watch after an allow (see #quicWatched), the decision
    * once it is final.
    */
-  readonly quicFlows: LRUCache<string, CryptoAssembler | Decision | QuicWatch>
+  readonly quicFlows: LRUCache<string, QuicGather | Decision | QuicWatch>
   /** Assemblers to reuse: one scratch for single-datagram hellos, and those of finished flows. */
   readonly #quicPool: CryptoAssembler[] = []
   #quicScratch = new CryptoAssembler()
@@ -196,14 +223,14 @@ export class Classifier {
     this.inline = inline
     this.cache = new DecisionCache(cacheSize)
     this.flows = new FlowTable({ maxSegments: inline ? DEFAULT_MAX_FLOW_SEGMENTS : OFFLINE_MAX_FLOW_SEGMENTS, ...flowLimits })
-    this.quicFlows = new LRUCache<string, CryptoAssembler | Decision | QuicWatch>({
+    this.quicFlows = new LRUCache<string, QuicGather | Decision | QuicWatch>({
       max: DEFAULT_MAX_QUIC_FLOWS,
       ttl: flowLimits?.ttlMs ?? 10000,
       ttlResolution: 0,
       perf: { now: () => this.#now },
       dispose: (v) => {
-        const a = v instanceof QuicWatch ? v.asm : v
-        if (a instanceof CryptoAssembler && this.#quicPool.length < 64) this.#quicPool.push(a)
+        const a = v instanceof QuicWatch || v instanceof QuicGather ? v.asm : null
+        if (a !== null && this.#quicPool.length < 64) this.#quicPool.push(a)
       },
     })
     this.#keyed = ruleset.policy.classes > 1
@@ -290,7 +317,7 @@ export class Classifier {
       key = FlowTable.keyOf(view)
       flow = table.get(key, now)
     }
-    const starts = startsMessage(buf, s, e, view.dstPort)
+    const starts = startsOpening(buf, s, e, view.dstPort)
     if (flow !== undefined && flow.decided !== null) {
       if (!starts) {
         // Decided already: a packet that was in the queue behind the one that
@@ -480,25 +507,44 @@ export class Classifier {
       this.#quicWatched(view, out, buf, s, e, key, held)
       return
     }
-    if (held !== undefined && !(held instanceof CryptoAssembler)) {
+    if (held !== undefined && !(held instanceof QuicGather)) {
       out.seen = 'quic'
       out.status = Status.Ok
       out.verdict = held
       return
     }
-    let asm = held
+    out.seen = 'quic'
+    if (held !== undefined && view.ttl < held.ttl) {
+      // Fewer hops left than the flow's first datagram: a piece made to die
+      // before the server (and to complete the hello here with another name).
+      this.flows.stats.implausible++
+      out.status = Status.NeedMore
+      if (++held.implausible > MAX_IMPLAUSIBLE) this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible'))
+      return
+    }
+    let asm = held?.asm
     if (asm === undefined) {
       asm = this.#quicScratch
       asm.reset()
     }
-    out.seen = 'quic'
     out.status = parseQuicInitial(buf, s, e, asm, out.quic)
     if (out.status === Status.NeedMore) {
       if (held === undefined) {
         // Keep this assembler for the flow; take a fresh scratch.
-        this.quicFlows.set(key, asm)
+        this.quicFlows.set(key, new QuicGather(asm, view.ttl))
         this.#quicScratch = this.#quicPool.pop() ?? new CryptoAssembler()
       }
+      return
+    }
+    if (out.status === Status.Unsupported && out.quic.unknownVersion && held === undefined) {
+      // A version we cannot decrypt, that a server may speak: no name to read.
+      this.#quicFinal(view, out, key, this.ruleset.policy.nameless('quic-version'))
+      return
+    }
+    if (out.quic.shortDcid && out.quic.authenticated) {
+      // RFC 9000 §7.2: a first Initial's DCID has at least 8 bytes; servers drop
+      // a shorter one, so it is a decoy meant for us alone.
+      this.#quicFinal(view, out, key, this.ruleset.policy.evaded('short-dcid'))
       return
     }
     if (out.status !== Status.Ok && out.status !== Status.NoName) {
@@ -515,7 +561,7 @@ export class Classifier {
     } else if (v.action === 'allow' || v.action === 'monitor') {
       // Held, as an allowed TCP flow is: a decoy Initial must not wave through
       // a second connection opened on the same port pair.
-      const w = new QuicWatch(v, out.count > 0 && v.reason !== 'unknown' ? out.names[0] as string : '', view.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
+      const w = new QuicWatch(v, out.count > 0 && v.reason !== 'unknown' ? out.names[0] as string : '', held?.ttl ?? view.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
       w.asm.restart()
       w.asm.adoptDcid(asm)
       this.quicFlows.set(key, w) // a held assembler goes back to the pool via dispose
@@ -525,28 +571,41 @@ export class Classifier {
     }
   }
 
+  /** A final decision for a QUIC port pair, logged once (later datagrams get it silently). */
+  #quicFinal (view: PacketView, out: Outcome, key: string, d: Decision): void {
+    out.seen = 'quic'
+    out.count = 0
+    this.#special(view, out, null, d)
+    this.quicFlows.set(key, d)
+  }
+
   /**
-   * A datagram of an allowed QUIC flow under watch. The allow is saved once
-   * the client sends a Handshake or 1-RTT packet (it answers a server that
-   * replied), with no fewer hops left than its first Initial. Until then every
-   * Initial is read: the same hello again (retransmission) is held again,
-   * another name, a second connection opened on the same port pair behind a
-   * decoy, is evasion.
+   * A datagram of an allowed QUIC flow under watch. Every Initial is read:
+   * the same hello again (retransmission) keeps the decision, another name
+   * (a second connection on the same port pair behind a decoy) is evasion.
+   * The allow is saved on the port pair once the client sends a Handshake
+   * packet behind an Initial that authenticated (it answers a server that
+   * replied), with no fewer hops left than its first Initial; the watch
+   * stays, as the firewall queues every Initial whatever the port pair's mark.
    */
   #quicWatched (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, key: string, w: QuicWatch): void {
     out.seen = 'quic'
     out.status = Status.Ok
-    let handshake = ((buf[s] as number) & QUIC_LONG_HEADER) === 0 // a short header: 1-RTT
-    if (!handshake) {
+    let handshake = false
+    if (view.ttl < w.ttl) {
+      // Fewer hops left than the decided Initial: cannot be the same client's; not read.
+      this.flows.stats.implausible++
+      if (++w.implausible > MAX_IMPLAUSIBLE) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible')); return }
+    } else if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0) {
       const st = parseQuicInitial(buf, s, e, w.asm, out.quic)
-      handshake = out.quic.handshake
+      handshake = out.quic.handshake && out.quic.authenticated
       if (st === Status.Ok || st === Status.NoName) {
         if (st === Status.Ok) this.#one(view, out, w.asm.hello.buf, w.asm.hello.sniStart, w.asm.hello.sniEnd, 0)
         const same = out.count > 0 ? out.names[0] === w.name : w.name === ''
         w.asm.restart()
         if (!same) {
           out.status = st
-          this.#special(view, out, null, this.ruleset.policy.evasion)
+          this.#special(view, out, null, this.ruleset.policy.evaded('second-hello'))
           this.quicFlows.set(key, out.verdict as Decision)
           return
         }
@@ -556,14 +615,10 @@ export class Classifier {
     }
     out.count = 0
     out.verdict = w.decision
-    out.hold = true
-    if (handshake) {
-      if (view.ttl >= w.ttl && view.ttl >= MIN_TRUSTED_TTL) {
-        out.hold = false
-        this.quicFlows.set(key, w.decision)
-      } else {
-        this.flows.stats.implausible++
-      }
+    out.hold = !w.saved
+    if (handshake && view.ttl >= MIN_TRUSTED_TTL) {
+      w.saved = true
+      out.hold = false
     }
   }
 
@@ -675,7 +730,7 @@ export class Classifier {
   /** Read one message starting at buf[s] (TLS, DNS over TCP, HTTP) and decide its names. */
   #read (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number): void {
     const first = buf[s] as number
-    if (first === 0x16) {
+    if (first === 0x16 || ((first === 0x15 || first === 0x14) && (e - s < 2 || buf[s + 1] === 0x03))) {
       out.seen = 'sni'
       out.status = parseTls(buf, s, e, out.tls)
       if (out.status === Status.Ok) {
