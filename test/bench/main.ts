@@ -10,8 +10,13 @@
  *   2. ClientHello and DNS parses/s on the real captured fixtures
  *   3. `aigate classify` packets/s on a large capture of real TLS and DNS
  *      packets with distinct flows, against ndpiReader and tshark on the same file
+ *   4. QUIC random-DCID Initials (the flood of issue 11, class 5): ns per
+ *      datagram through parseQuicInitial, against the crypto path it replaced
+ *      (kept below as a reference function) and the TCP hello parse, in the
+ *      same run. `npm run bench -- --quic` runs this section alone.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto'
 import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +25,7 @@ import { Matcher } from '../../src/match/trie.js'
 import { parsePattern, isPatternError } from '../../src/match/pattern.js'
 import { parseTls, TlsHello } from '../../src/extract/tls.js'
 import { parseDns, DnsQuery } from '../../src/extract/dns.js'
+import { parseQuicInitial, CryptoAssembler, QuicInfo, InitialKeys, QuicRefusal, QUIC_V1, INITIAL_SALT_V1, hkdfLabel } from '../../src/extract/quic.js'
 import { Status } from '../../src/util/status.js'
 import { opsPerSec, summarize, fmt, type Sample } from './stats.js'
 import { runFlowBench } from './flows.js'
@@ -218,9 +224,143 @@ function benchClassify (): void {
   results.classify = { packets, file, ...res }
 }
 
+/**
+ * The crypto a random-DCID Initial cost before the cheap refusals (commit
+ * 5ac192e's quic.ts, kept as the baseline): all five HKDF steps (two
+ * update() calls each), the header-protection cipher with setAutoPadding,
+ * the mask, then an AES-128-GCM open whose failure throws with a stack
+ * trace, and the reserved-bit check after it. `pnOff` is where the
+ * Packet Number field starts (the header walk before it costs next to nothing).
+ */
+const REF_LABELS = {
+  clientIn: hkdfLabel('client in', 32), key: hkdfLabel('quic key', 16), iv: hkdfLabel('quic iv', 12), hp: hkdfLabel('quic hp', 16),
+}
+const REF_ONE = Buffer.from([1])
+const refHdr = Buffer.alloc(2048)
+const refNonce = Buffer.alloc(12)
+function referenceOpen (b: Buffer, dcidStart: number, dcidLen: number, pnOff: number, end: number): boolean {
+  const x = (prk: Buffer, info: Buffer): Buffer => createHmac('sha256', prk).update(info).update(REF_ONE).digest()
+  const initial = createHmac('sha256', INITIAL_SALT_V1).update(b.subarray(dcidStart, dcidStart + dcidLen)).digest()
+  const client = x(initial, REF_LABELS.clientIn)
+  const key = x(client, REF_LABELS.key).subarray(0, 16)
+  const iv = x(client, REF_LABELS.iv).subarray(0, 12)
+  const hp = createCipheriv('aes-128-ecb', x(client, REF_LABELS.hp).subarray(0, 16), null)
+  hp.setAutoPadding(false)
+  const mask = hp.update(b.subarray(pnOff + 4, pnOff + 20))
+  const first = (b[0] as number) ^ ((mask[0] as number) & 0x0f)
+  const pnLen = (first & 3) + 1
+  b.copy(refHdr, 0, 0, pnOff + pnLen)
+  refHdr[0] = first
+  let pn = 0
+  for (let i = 0; i < pnLen; i++) { const v = (b[pnOff + i] as number) ^ (mask[1 + i] as number); refHdr[pnOff + i] = v; pn = pn * 256 + v }
+  iv.copy(refNonce)
+  for (let i = 0, v = pn; i < pnLen; i++, v = Math.floor(v / 256)) refNonce[11 - i] = (refNonce[11 - i] as number) ^ (v & 0xff)
+  try {
+    const d = createDecipheriv('aes-128-gcm', key, refNonce)
+    d.setAAD(refHdr.subarray(0, pnOff + pnLen))
+    d.setAuthTag(b.subarray(end - 16, end))
+    d.update(b.subarray(pnOff + pnLen, end - 16))
+    d.final()
+  } catch {
+    return false
+  }
+  return (first & 0x0c) === 0
+}
+
+function benchQuicFlood (): void {
+  say('\n## QUIC random-DCID Initials (1250 B, valid v1 header, random DCID and payload that does not authenticate): ns per datagram, one run')
+  const r = rng(1250)
+  const M = 2048
+  const SIZE = 1250
+  // Header: c3 | version 1 | DCID len 8 + 8 random | SCID len 0 | token len 0 | Length (2-byte varint) = rest.
+  const HEAD = 1 + 4 + 1 + 8 + 1 + 1 + 2
+  const make = (): Buffer => {
+    const b = Buffer.alloc(SIZE)
+    for (let i = 0; i < SIZE; i++) b[i] = Math.floor(r() * 256)
+    b[0] = 0xc0 | ((b[0] as number) & 0x0f); b.writeUInt32BE(QUIC_V1, 1); b[5] = 8; b[14] = 0; b[15] = 0
+    b.writeUInt16BE(0x4000 | (SIZE - HEAD), 16)
+    return b
+  }
+  const naive = Array.from({ length: M }, make)
+  // The same, but made by a sender that derives the header-protection key so
+  // that the reserved bits come out 0 (they pass every check before the AEAD).
+  const keys = new InitialKeys()
+  const crafted = Array.from({ length: M }, () => {
+    const b = make()
+    keys.deriveHp(QUIC_V1, b, 6, 8)
+    const mask = keys.hp?.update(b.subarray(HEAD + 4, HEAD + 20)) as Buffer
+    b[0] = ((b[0] as number) & ~0x0c) | (((mask[0] as number) & 0x0c))
+    return b
+  })
+  const asm = new CryptoAssembler()
+  const q = new QuicInfo()
+  const check = parseQuicInitial(naive[0] as Buffer, 0, SIZE, asm, q)
+  if (check !== Status.Malformed || q.refused !== QuicRefusal.Unauthenticated) say(`  (unexpected outcome ${check}/${q.refused})`)
+  const n = QUICK ? 5000 : 20000
+  // Each run times every loop once, in turn (A B C D A B C D ...), so a slow
+  // spell of the shared host hits all of them alike; medians over the runs.
+  const loops: Array<(k: number) => void> = []
+  let bad = 0
+  loops.push((k) => { for (let i = 0; i < k; i++) if (referenceOpen(naive[i % M] as Buffer, 6, 8, HEAD, SIZE)) bad++ })
+  loops.push((k) => {
+    for (let i = 0; i < k; i++) { const b = naive[i % M] as Buffer; asm.reset(); if (parseQuicInitial(b, 0, SIZE, asm, q) !== Status.Malformed) bad++ }
+  })
+  loops.push((k) => { for (let i = 0; i < k; i++) if (referenceOpen(crafted[i % M] as Buffer, 6, 8, HEAD, SIZE)) bad++ })
+  loops.push((k) => {
+    for (let i = 0; i < k; i++) { const b = crafted[i % M] as Buffer; asm.reset(); if (parseQuicInitial(b, 0, SIZE, asm, q) !== Status.Malformed) bad++ }
+  })
+  const times: number[][] = loops.map(() => [])
+  for (const f of loops) f(500) // warm up
+  for (let run = 0; run < RUNS + 2; run++) {
+    loops.forEach((f, j) => {
+      const t0 = process.hrtime.bigint()
+      f(n)
+      ;(times[j] as number[]).push(Number(process.hrtime.bigint() - t0) / n)
+    })
+  }
+  const [ref, now, refCrafted, nowCrafted] = times.map((xs) => summarize(xs)) as [Sample, Sample, Sample, Sample]
+  const nsPer = (fn: (k: number) => void): Sample => {
+    const s = opsPerSec(n, RUNS, fn)
+    return { median: 1e9 / s.median, min: 1e9 / s.max, max: 1e9 / s.min, runs: s.runs }
+  }
+  // Refused before any crypto: the same datagrams with an unknown version, or cut to 1199 bytes.
+  const other = naive.map((b) => { const c = Buffer.from(b); c.writeUInt32BE(0x1a2a3a4a, 1); return c })
+  const refused = nsPer((k) => {
+    for (let i = 0; i < k; i++) { asm.reset(); parseQuicInitial(other[i % M] as Buffer, 0, SIZE, asm, q); parseQuicInitial(naive[i % M] as Buffer, 0, 1199, asm, q) }
+  })
+  const fx = join(ROOT, 'test', 'fixtures', 'tls')
+  const helloFile = existsSync(fx) ? execFileSync('ls', [fx]).toString().split('\n').find((f) => f.startsWith('curl-7.88-api.openai.com')) : undefined
+  let tcp: Sample | null = null
+  if (helloFile !== undefined) {
+    const hello = Buffer.from(execFileSync('cat', [join(fx, helloFile)]))
+    const th = new TlsHello()
+    tcp = nsPer((k) => { for (let i = 0; i < k * 20; i++) parseTls(hello, 0, hello.length, th) })
+    tcp = { ...tcp, median: tcp.median / 20, min: tcp.min / 20, max: tcp.max / 20 }
+  }
+  const row = (label: string, s: Sample, base?: Sample): void => {
+    say(`${label}: ${s.median.toFixed(0)} ns [${s.min.toFixed(0)}..${s.max.toFixed(0)}] = ${fmt(1e9 / s.median)}/s` +
+      (base !== undefined ? `; ${(base.median / s.median).toFixed(1)}x cheaper than the reference` : '') +
+      (tcp !== null ? `; ${(s.median / tcp.median).toFixed(0)}x a TCP hello parse` : ''))
+  }
+  row('reference (the crypto path before the refusals), random payload', ref)
+  row('parseQuicInitial, random payload', now, ref)
+  row('reference, reserved bits made 0 by the sender (needs the hp key)', refCrafted)
+  row('parseQuicInitial, reserved bits made 0 by the sender', nowCrafted, refCrafted)
+  row('parseQuicInitial, refused before crypto (unknown version; 1199 bytes), per datagram', { ...refused, median: refused.median / 2, min: refused.min / 2, max: refused.max / 2 }, ref)
+  if (tcp !== null) say(`TCP hello parse (curl, one segment): ${tcp.median.toFixed(0)} ns`)
+  if (bad > 0) say(`  (${bad} datagrams authenticated or got another status: the rows are wrong)`)
+  results.quicFlood = { reference: ref, now, ratio: ref.median / now.median, referenceCrafted: refCrafted, nowCrafted, ratioCrafted: refCrafted.median / nowCrafted.median, refused, tcpHello: tcp }
+}
+
 say(`aigate bench (${QUICK ? 'quick' : 'full'}): node ${process.version}, ${new Date().toISOString()}`)
+if (args.has('--quic')) {
+  benchQuicFlood()
+  if (JSON_OUT) process.stdout.write(JSON.stringify(results) + '\n')
+  process.exit(0)
+}
 benchTrie()
 benchParsers()
+benchQuicFlood()
 benchClassify()
 runFlowBench(say, results, QUICK)
 runNameFlood(say, results, QUICK)
