@@ -185,3 +185,99 @@ t.test('DNS: a question name behind a forward compression pointer (dnsmasq follo
   const out = Buffer.from([...header, 0xc0, 200, 0, 1, 0, 1])
   t.equal(parseDns(out, 0, out.length, q), Status.Malformed, 'pointer past the message')
 })
+
+t.test('HTTP: every whole head of pipelined requests is read', async (t) => {
+  const { parseHttp, HttpHead, MAX_HTTP_NAMES, MAX_HTTP_HEADS } = await import('../../src/extract/http.js')
+  const hh = new HttpHead()
+  /** The hosts reported, joined, or 'status N'; plus the flags. */
+  const read = (s: string): string => {
+    const b = Buffer.from(s, 'latin1')
+    const st = parseHttp(b, 0, b.length, hh)
+    if (st !== Status.Ok) return `status ${st}`
+    const names: string[] = []
+    for (let i = 0; i < hh.count; i++) names.push(b.toString('latin1', hh.starts[i], hh.ends[i]).toLowerCase())
+    return names.join(' ')
+  }
+  const get = (host: string): string => `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`
+  const two = get('example.org') + get('claude.ai')
+  t.equal(read(two), 'example.org claude.ai', 'two GETs in one segment: the server answers both (was example.org only)')
+  t.equal(hh.heads, 2)
+  t.equal(hh.next, two.length)
+  t.equal(hh.tail, Status.Ok)
+  t.equal(hh.hostStart, 'GET / HTTP/1.1\r\nHost: '.length, 'host 0 is still the first head\'s')
+  const post = 'POST /x HTTP/1.1\r\nHost: example.org\r\nContent-Length: 11\r\n\r\nhello world' + get('claude.ai')
+  t.equal(read(post), 'example.org claude.ai', 'a second request after a Content-Length body')
+  t.equal(read('POST /x HTTP/1.1\r\nHost: example.org\r\ncontent-length: 7\r\n\r\nGET / HTTP/1.1\r\nHost: claude.ai\r\n\r\n'), 'example.org', 'the body is skipped, not read as a request')
+  t.equal(hh.heads, 1)
+  t.equal(hh.tail, Status.Unsupported, 'what follows the body is no request')
+  const twice = 'POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 2\r\nContent-Length:  2\r\n\r\nhi' + get('claude.ai')
+  t.equal(read(twice), 'a.example claude.ai', 'the same Content-Length twice (Go takes it)')
+  t.equal(read('POST / HTTP/1.1\r\nHost: example.org\r\nContent-Length: 100\r\n\r\nab'), 'example.org')
+  t.equal(hh.tail, Status.NeedMore, 'a body still arriving')
+  t.ok(hh.next > 'POST / HTTP/1.1\r\nHost: example.org\r\nContent-Length: 100\r\n\r\nab'.length)
+  t.equal(read(get('example.org') + '\r\n' + get('claude.ai')), 'example.org claude.ai', 'an empty line between requests (RFC 9112 §2.2)')
+  t.equal(read('GET / HTTP/1.0\r\n\r\n' + get('claude.ai')), 'claude.ai', 'a first head naming nothing: the second still decides (was NoName)')
+  t.equal(hh.heads, 2)
+})
+
+t.test('HTTP: what cannot be read after a head is flagged, never half read', async (t) => {
+  const { parseHttp, HttpHead, MAX_HTTP_NAMES, MAX_HTTP_HEADS } = await import('../../src/extract/http.js')
+  const hh = new HttpHead()
+  const read = (s: string): string => {
+    const b = Buffer.from(s, 'latin1')
+    const st = parseHttp(b, 0, b.length, hh)
+    if (st !== Status.Ok) return `status ${st}`
+    const names: string[] = []
+    for (let i = 0; i < hh.count; i++) names.push(b.toString('latin1', hh.starts[i], hh.ends[i]).toLowerCase())
+    return names.join(' ')
+  }
+  const get = (host: string): string => `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`
+  // A later head cut inside its target: the piece is not a name.
+  t.equal(read(get('example.org') + 'GET http://claude.a'), 'example.org')
+  t.equal(hh.tail, Status.NeedMore, 'a later request not yet whole')
+  t.equal(hh.heads, 1)
+  t.equal(read(get('example.org') + 'GET / HTTP/1.1\r\nHost: claude.ai\r\n'), 'example.org', 'a later head before its empty line')
+  t.equal(hh.tail, Status.NeedMore)
+  // Chunked: where the next request starts is not worked out.
+  const chunked = 'POST / HTTP/1.1\r\nHost: example.org\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' + get('claude.ai')
+  t.equal(read(chunked), 'example.org')
+  t.equal(hh.bodyUnknown, true, 'Transfer-Encoding: the caller decides (unknown)')
+  t.equal(hh.heads, 1)
+  t.equal(read('POST / HTTP/1.1\r\nHost: example.org\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'), 'example.org')
+  t.equal(hh.bodyUnknown, true, 'two different Content-Lengths')
+  t.equal(read('POST / HTTP/1.1\r\nHost: example.org\r\nContent-Length: +1\r\n\r\na'), 'example.org')
+  t.equal(hh.bodyUnknown, true, 'a Content-Length that is not 1*DIGIT')
+  t.equal(read('CONNECT claude.ai:443 HTTP/1.1\r\nHost: claude.ai\r\n\r\n' + get('example.org')), 'claude.ai')
+  t.equal(hh.bodyUnknown, true, 'after CONNECT the bytes are the tunnel\'s')
+  t.equal(read(get('example.org')), 'example.org')
+  t.equal(hh.bodyUnknown, false)
+  t.equal(hh.moreHosts, false)
+  // Limits: MAX_HTTP_HEADS heads, MAX_HTTP_NAMES hosts.
+  let many = ''
+  for (let i = 0; i < MAX_HTTP_HEADS + 2; i++) many += get(`h${i}.example`)
+  t.equal(read(many).split(' ').length, MAX_HTTP_HEADS)
+  t.equal(hh.heads, MAX_HTTP_HEADS)
+  t.equal(hh.moreHosts, true, 'heads past MAX_HTTP_HEADS: said so')
+  let wide = ''
+  for (let i = 0; i < 5; i++) wide += `GET http://t${i}.example/ HTTP/1.1\r\nHost: a${i}.example\r\nHost: z${i}.example\r\n\r\n`
+  t.equal(read(wide).split(' ').length, MAX_HTTP_NAMES)
+  t.equal(hh.moreHosts, true, 'hosts past MAX_HTTP_NAMES: said so')
+  t.equal(read(get('claude.ai') + get('CLAUDE.ai.')), 'claude.ai', 'the same host in two heads: once')
+  t.equal(hh.heads, 2)
+})
+
+t.test('HTTP: the classifier decides on every pipelined head (no classify change needed)', async (t) => {
+  const { decodeIp, PacketView } = await import('../../src/decode/packet.js')
+  const { Classifier, Outcome } = await import('../../src/classify/index.js')
+  const { loadRuleset } = await import('../../src/config/index.js')
+  const { tcp4 } = await import('../helpers/packets.js')
+  const c = new Classifier(loadRuleset()) // shipped rules: anthropic is blocked
+  const view = new PacketView()
+  const out = new Outcome()
+  const payload = Buffer.from('GET / HTTP/1.1\r\nHost: example.org\r\n\r\nGET / HTTP/1.1\r\nHost: claude.ai\r\n\r\n', 'latin1')
+  const pkt = tcp4({ src: '10.0.0.1', dst: '10.0.0.2', sport: 40100, dport: 80 }, 1000, payload)
+  t.equal(decodeIp(pkt, 0, pkt.length, view), Status.Ok)
+  c.classify(view, out, 1)
+  t.same(out.names.slice(0, out.count), ['example.org', 'claude.ai'], 'both hosts decided')
+  t.equal(out.verdict?.action, 'block', 'the stricter decision: the second request names a blocked host')
+})
