@@ -1,0 +1,156 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { decodeIp, PacketView } from '../../src/decode/packet.js'
+import { Classifier, Outcome } from '../../src/classify/index.js'
+import { loadRuleset } from '../../src/config/index.js'
+import { DEFAULT_MAX_FLOW_SEGMENTS, MAX_IMPLAUSIBLE } from '../../src/flow/index.js'
+import { Status } from '../../src/util/status.js'
+import { payloads } from '../helpers/fixtures.js'
+import { tcp4, udp4, type Tuple } from '../helpers/packets.js'
+
+/**
+ * Issue 11: every flow to a watched port is decided from bytes we saw, or
+ * gets an explicit decision (midstream, evasion with what the flow did);
+ * never a silent accept. Each case fails without its fix. The hellos are
+ * curl's and chromium's captured ones (test/fixtures/SOURCES.md).
+ */
+const view = new PacketView()
+const out = new Outcome()
+const ruleset = loadRuleset()
+const URG_ACK = 0x30
+const PSH_ACK = 0x18
+
+function feed (c: Classifier, pkt: Buffer, end = pkt.length): number {
+  if (decodeIp(pkt, 0, end, view) !== Status.Ok) throw new Error('bad packet')
+  return c.classify(view, out, 1)
+}
+/** What the outcome says, in one string: "reason/detail action name". */
+function said (): string {
+  const d = out.decisions[0]
+  return `${d?.reason}/${d?.detail ?? '-'} ${out.verdict?.action} ${out.names[0]}`
+}
+
+let port = 41000
+function tuple (dport = 443): Tuple { port++; return { src: '10.9.0.1', dst: '10.9.0.2', sport: port, dport } }
+const hello = (name: string): Buffer => {
+  const f = payloads('tls').find(([n]) => n === `tls/curl-7.88-${name}.bin`)
+  if (f === undefined) throw new Error(`no fixture for ${name}`)
+  return f[1]
+}
+const blocked = hello('api.anthropic.com')
+/** The blocked hello with the same-length allowed name www.wikipedia.org in its SNI. */
+const decoy = Buffer.from(blocked)
+decoy.write('www.wikipedia.org', blocked.indexOf('api.anthropic.com'), 'latin1')
+const nameAt = blocked.indexOf('api.anthropic.com')
+const inline = (): Classifier => new Classifier(ruleset, undefined, undefined, true)
+
+t.test('mid-stream: payload of a flow whose opening was never seen is unknown/midstream inline, nothing offline', async (t) => {
+  const appData = Buffer.from([0x17, 0x03, 0x03, 0x00, 0x04, 1, 2, 3, 4])
+  let c = inline()
+  t.equal(feed(c, tcp4(tuple(), 5000, appData)), 1, 'inline: one line')
+  t.equal(said(), 'midstream/- allow ', 'the policy\'s unknown action (allow in the example), reason midstream')
+  t.equal(out.hold, false, 'saved on the connection: the flow is not queued again')
+  // Pieces that never show a start: midstream at the segment limit, not before.
+  const tu = tuple()
+  const lines: number[] = []
+  for (let i = 0; i < DEFAULT_MAX_FLOW_SEGMENTS; i++) lines.push(feed(c, tcp4(tu, 9000 + i * 100, Buffer.alloc(100, 0x41 + (i % 20)))))
+  t.equal(lines.indexOf(1), DEFAULT_MAX_FLOW_SEGMENTS - 1, 'decided at the segment limit')
+  t.equal(said(), 'midstream/- allow ')
+  c = new Classifier(ruleset)
+  t.equal(feed(c, tcp4(tuple(), 5000, appData)), 0, 'offline: later data of a flow is simply not an opening')
+})
+
+t.test('urgent data inside an opening is evasion (the server\'s kernel removes the byte, we would not)', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 1, blocked.subarray(0, 100))), 0)
+  t.equal(feed(c, tcp4(tu, 101, blocked.subarray(100), URG_ACK)), 1)
+  t.equal(said(), 'evasion/urgent block ')
+  t.equal(feed(c, tcp4(tuple(), 1, decoy, URG_ACK)), 1, 'in a whole hello too')
+  t.equal(said(), 'evasion/urgent block ')
+})
+
+t.test('a merged packet cut by the copy range: decided on a name before the cut, else evasion/truncated', async (t) => {
+  const c = inline()
+  const big = Buffer.concat([blocked, Buffer.alloc(3000, 0x16)]) // a hello record claiming more than we copy
+  big.writeUInt16BE(blocked.length - 5 + 3000, 3)
+  big.writeUInt32BE(0x01000000 | (blocked.length - 9 + 3000), 5)
+  big.writeUInt8(1, 5)
+  const pkt = tcp4(tuple(), 1, big)
+  t.equal(feed(c, pkt, 40 + blocked.length), 1, 'cut after the name')
+  t.ok(view.truncated)
+  t.equal(said(), 'vendor/- block api.anthropic.com', 'the name before the cut decides')
+  t.equal(feed(c, tcp4(tuple(), 1, big), 40 + nameAt - 20), 1, 'cut before the name')
+  t.equal(said(), 'evasion/truncated block ')
+})
+
+t.test('a piece with fewer hops left than the flow\'s first is not read: a fake completion dies before the server', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  const cut = nameAt + 4
+  t.equal(feed(c, tcp4(tu, 1, blocked.subarray(0, cut), PSH_ACK, 60)), 0, 'the real first part')
+  t.equal(feed(c, tcp4(tu, 1 + cut, decoy.subarray(cut), PSH_ACK, 3)), 0, 'a fake second part with TTL 3: not read, no decision')
+  t.equal(c.flows.stats.implausible, 1)
+  t.equal(feed(c, tcp4(tu, 1 + cut, blocked.subarray(cut), PSH_ACK, 60)), 1, 'the real second part')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+  // A stream of them is a tool.
+  const tu2 = tuple()
+  feed(c, tcp4(tu2, 1, blocked.subarray(0, cut), PSH_ACK, 60))
+  let n = 0
+  for (let i = 0; i <= MAX_IMPLAUSIBLE; i++) n += feed(c, tcp4(tu2, 1 + cut, decoy.subarray(cut), PSH_ACK, 3))
+  t.equal(n, 1)
+  t.equal(said(), 'evasion/implausible block ')
+})
+
+t.test('a fake piece with the same TTL (a bad checksum) decides allow, the real piece that follows is evasion', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  const cut = nameAt + 4
+  feed(c, tcp4(tu, 1, blocked.subarray(0, cut)))
+  t.equal(feed(c, tcp4(tu, 1 + cut, decoy.subarray(cut))), 1, 'the fake completes the hello here')
+  t.equal(said(), 'default/- allow api.wikipedia.org')
+  t.equal(out.hold, true, 'held under watch')
+  t.equal(feed(c, tcp4(tu, 1 + cut, decoy.subarray(cut))), 0, 'the same bytes again: a retransmission, still held')
+  t.equal(out.hold, true)
+  t.equal(feed(c, tcp4(tu, 1 + cut, blocked.subarray(cut))), 1, 'the real piece, as the server got it')
+  t.equal(said(), 'evasion/disagree block ')
+})
+
+t.test('a decided flow\'s packets still in flight get its verdict, without a second line; a new opening is read', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 1, blocked)), 1)
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+  t.equal(feed(c, tcp4(tu, 1 + blocked.length, Buffer.from([0x17, 0x03, 0x03, 0, 1, 0]))), 0, 'in flight behind it')
+  t.equal(out.verdict?.action, 'block')
+  t.equal(feed(c, tcp4(tu, 777777, decoy)), 1, 'a new hello on the same ports (a new connection) is read')
+  t.equal(said(), 'default/- allow www.wikipedia.org')
+})
+
+t.test('TLS alert and empty records a server skips before the hello do not hide it', async (t) => {
+  const alert = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x5a]) // warning, user_canceled (Go drops it)
+  const c = inline()
+  t.equal(feed(c, tcp4(tuple(), 1, Buffer.concat([alert, blocked]))), 1, 'alert + hello in one segment')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 1, alert)), 0, 'the alert alone: need more')
+  t.equal(feed(c, tcp4(tu, 1 + alert.length, blocked)), 1, 'then the hello')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+})
+
+t.test('QUIC: a version we cannot read is unknown/quic-version; a low-TTL datagram does not complete a hello', async (t) => {
+  const dir = new URL('../fixtures/quic/', import.meta.url)
+  const dg = (n: number): Buffer => readFileSync(new URL(`chromium-156-v1-claude.ai-dg${n}.bin`, dir))
+  const c = inline()
+  const unknown = Buffer.from(dg(1))
+  unknown.writeUInt32BE(0x0a1a2a3a, 1) // a version no stack we read speaks
+  t.equal(feed(c, udp4(tuple(), unknown)), 1)
+  t.equal(said(), 'quic-version/- allow ', 'the policy\'s unknown action, reason quic-version')
+  const tu = tuple()
+  t.equal(feed(c, udp4(tu, dg(1))), 0, 'the first datagram: need more')
+  const low = udp4(tu, dg(2))
+  low[8] = 3
+  t.equal(feed(c, low), 0, 'the second at TTL 3: not read')
+  t.equal(feed(c, udp4(tu, dg(2))), 1, 'the second at TTL 64: read')
+  t.equal(said(), 'vendor/- block claude.ai')
+})
