@@ -1,5 +1,6 @@
 import { hasCommand, tryRun } from './exec.js'
 import { iptablesBackend } from './iptables.js'
+import { withFirewallLock } from './lock.js'
 import { nftBackend, nftWorks, NFT_TABLE } from './nft.js'
 import { resolveOptions, type BackendName, type Firewall, type FirewallOptions, type FirewallStatus } from './options.js'
 
@@ -48,9 +49,12 @@ export function detectBackend (opts: FirewallOptions = {}): BackendName {
 /** Install the rules (idempotent); returns the backend used. */
 export function up (opts: FirewallOptions = {}): BackendName {
   const o = resolveOptions(opts)
-  const name = o.backend === 'auto' ? detectBackend(opts) : o.backend
-  firewall(name).up(opts)
-  return name
+  // Read-then-write: one firewall command per namespace at a time (fw/lock.ts).
+  return withFirewallLock({ netns: o.netns }, () => {
+    const name = o.backend === 'auto' ? detectBackend(opts) : o.backend
+    firewall(name).up(opts)
+    return name
+  })
 }
 
 /**
@@ -61,9 +65,11 @@ export function up (opts: FirewallOptions = {}): BackendName {
 export function down (opts: FirewallOptions = {}): void {
   const o = resolveOptions(opts)
   const ctx = { netns: o.netns }
-  if (o.backend !== 'auto') { firewall(o.backend).down(opts); return }
-  if (hasCommand(ctx, 'nft')) nftBackend.down(opts)
-  if (hasCommand(ctx, o.iptables === 'default' ? 'iptables' : `iptables-${o.iptables}`)) iptablesBackend.down(opts)
+  withFirewallLock(ctx, () => {
+    if (o.backend !== 'auto') { firewall(o.backend).down(opts); return }
+    if (hasCommand(ctx, 'nft')) nftBackend.down(opts)
+    if (hasCommand(ctx, o.iptables === 'default' ? 'iptables' : `iptables-${o.iptables}`)) iptablesBackend.down(opts)
+  })
 }
 
 /**
@@ -72,8 +78,11 @@ export function down (opts: FirewallOptions = {}): void {
  */
 export function status (opts: FirewallOptions = {}): FirewallStatus {
   const o = resolveOptions(opts)
-  if (o.backend !== 'auto') return firewall(o.backend).status(opts)
   const ctx = { netns: o.netns }
-  if (hasCommand(ctx, 'nft') && tryRun(ctx, 'nft', ['list', 'table', 'inet', NFT_TABLE]).ok) return nftBackend.status(opts)
-  return iptablesBackend.status(opts)
+  // Under the lock too, so it never shows an `up` half done.
+  return withFirewallLock(ctx, () => {
+    if (o.backend !== 'auto') return firewall(o.backend).status(opts)
+    if (hasCommand(ctx, 'nft') && tryRun(ctx, 'nft', ['list', 'table', 'inet', NFT_TABLE]).ok) return nftBackend.status(opts)
+    return iptablesBackend.status(opts)
+  })
 }
