@@ -745,7 +745,7 @@ export class Classifier {
     } else if ((first >= 0x41 && first <= 0x5a) || first === CR || first === LF) {
       out.seen = 'http'
       out.status = parseHttp(buf, s, e, out.http)
-      if (out.status === Status.Ok) this.#httpNames(view, out, buf)
+      if (out.status === Status.Ok) this.#httpNames(view, out, buf, e)
     } else {
       out.status = Status.Unsupported
     }
@@ -767,14 +767,16 @@ export class Classifier {
   }
 
   /**
-   * Every host an HTTP head names (the request target's, the first and the
-   * last Host header: servers differ on which they act on), so the strictest
+   * Every host the request heads name (each pipelined request's target, first
+   * and last Host header: servers differ on which they act on), so the strictest
    * decision applies. One that is an IP literal or no host name while others
    * are read adds the policy's unknown: a server may act on it.
    */
-  #httpNames (view: PacketView, out: Outcome, buf: Buffer): void {
+  #httpNames (view: PacketView, out: Outcome, buf: Buffer, e: number): void {
     const h = out.http
-    let unread = 0
+    // Hosts past what one head holds, bytes behind a body we cannot measure
+    // (chunked) or that are no request: a server may act on what we did not read.
+    let unread = h.moreHosts || (h.bodyUnknown && h.next < e) || h.tail === Status.Malformed || h.tail === Status.Unsupported ? 1 : 0
     for (let i = 0; i < h.count; i++) {
       const a = h.starts[i] as number
       if (buf[a] === 0x5b) { unread++; continue } // '[': an IP literal

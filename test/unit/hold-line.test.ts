@@ -154,3 +154,14 @@ t.test('QUIC: a version we cannot read is unknown/quic-version; a low-TTL datagr
   t.equal(feed(c, udp4(tu, dg(2))), 1, 'the second at TTL 64: read')
   t.equal(said(), 'vendor/- block claude.ai')
 })
+
+t.test('HTTP: every pipelined request in a segment is decided; bytes behind a chunked body add unknown', async (t) => {
+  const c = inline()
+  const two = Buffer.from('GET / HTTP/1.1\r\nHost: example.org\r\n\r\nGET / HTTP/1.1\r\nHost: claude.ai\r\n\r\n')
+  t.equal(feed(c, tcp4(tuple(80), 1, two)), 2, 'two names')
+  t.equal(out.verdict?.action, 'block', 'the strictest: the second request\'s host is blocked')
+  t.equal(out.names[1], 'claude.ai')
+  const chunked = Buffer.from('POST / HTTP/1.1\r\nHost: example.org\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: claude.ai\r\n\r\n')
+  t.equal(feed(c, tcp4(tuple(80), 1, chunked)), 2, 'the head read, and unknown for what follows its body')
+  t.equal(out.decisions[1]?.reason, 'unknown')
+})
