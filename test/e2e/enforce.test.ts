@@ -203,6 +203,7 @@ if (skip !== false) {
     }
     const ds = await decisionsFor(sport)
     t.equal(ds.length, 1, `exactly one decision line for the flow (port ${sport}): ${show(ds)}`)
+    if (ds.length !== 1) t.comment(`the lines: ${JSON.stringify(ds)}`)
     t.ok(ds.length > 0 && ds.every((d) => d.event?.action === 'block' || d.event?.action === 'reject'), `the decision blocks or rejects: ${show(ds)}`)
   }
   /** The allowed control: the page came back, and the flow has one allow line. */
@@ -210,6 +211,7 @@ if (skip !== false) {
     t.match(String(r.body), `page ${name}`, `control: ${name} answers through the gateway (handshake=${String(r.handshake)} error=${JSON.stringify(r.error)})`)
     const ds = await decisionsFor(r.sport as number)
     t.equal(ds.length, 1, `control: one decision line (${show(ds)})`)
+    if (ds.length !== 1) t.comment(`the lines: ${JSON.stringify(ds)}`)
   }
 
   const offloads = (on: boolean): void => {
