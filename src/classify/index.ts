@@ -689,9 +689,10 @@ export class Classifier {
         if (out.verdict !== flow.watchDecision) out.seen = seenOnPort(view.dstPort)
         return
       }
-      // The client moved on to data: the allow stands and is saved now.
+      // The client moved on to data: the allow stands and is saved now (its
+      // packets already in the queue behind this one get it too).
       table.delete(flow)
-      if (!this.inline) this.#final(out, flow.key, now)
+      this.#final(out, flow.key, now)
       return
     }
     this.#read(view, out, buf, s, e)

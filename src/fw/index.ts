@@ -22,10 +22,10 @@ import { resolveOptions, type BackendName, type Firewall, type FirewallOptions, 
  */
 
 export { FirewallError, type FirewallErrorCode } from './exec.js'
-export { iptablesBackend, iptablesRules, CHAIN, TCP_PAYLOAD_BPF, type Rule, type IpFamily } from './iptables.js'
+export { iptablesBackend, iptablesRules, CHAIN, TCP_PAYLOAD_BPF, QUIC_LONG_HEADER_BPF, type Rule, type IpFamily } from './iptables.js'
 export { nftBackend, nftRuleset, NFT_TABLE } from './nft.js'
 export {
-  resolveOptions, DEFAULT_QUEUE_PACKETS,
+  resolveOptions, DEFAULT_SOURCE_BUDGET,
   type BackendName, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type IptablesVariant, type RuleCounter,
 } from './options.js'
 
