@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { parentPort, workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { Queue, QueueError, MAX_COPY_RANGE, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
 import { decodeIp, PacketView } from '../decode/packet.js'
@@ -49,6 +50,23 @@ const LOG_FLUSH_MS = 50
 const STOP_DRAIN_ROUNDS = 64
 /** Longest the loop blocks with nothing to do: how soon a message (reload, stats, stop) is seen. */
 const IDLE_WAIT_MS = 100
+
+/**
+ * The kernel's own counters of a queue (/proc/net/netfilter/nfnetlink_queue,
+ * this network namespace): `overloadDropped`, packets dropped because the
+ * queue was full (the overload a flood causes; never counted with
+ * fail-open), and `userDropped`, messages the socket could not take.
+ * Missing (no such file or line): both -1.
+ */
+function kernelQueueCounters (queueNum: number): { overloadDropped: number, userDropped: number } {
+  try {
+    for (const line of readFileSync('/proc/net/netfilter/nfnetlink_queue', 'latin1').split('\n')) {
+      const f = line.trim().split(/\s+/)
+      if (Number(f[0]) === queueNum && f.length >= 7) return { overloadDropped: Number(f[5]), userDropped: Number(f[6]) }
+    }
+  } catch { /* not readable here: reported as -1 */ }
+  return { overloadDropped: -1, userDropped: -1 }
+}
 
 const cfg = workerData as WorkerConfig
 if (parentPort === null) throw new Error('daemon/worker.ts must run in a worker thread')
@@ -134,11 +152,12 @@ function start (): (() => void) | null {
       post(e === null ? { type: 'reopened', queue: cfg.queue, ok: true } : { type: 'reopened', queue: cfg.queue, ok: false, code: e.code, message: e.message })
     } else if (m.type === 'stats') {
       const s = queue.stats()
+      const kernel = kernelQueueCounters(cfg.queue)
       post({
         type: 'stats',
         queue: cfg.queue,
         stats: {
-          ...s, decided, classified: classifier.stats.packets, logLines: sink.written, logLost: sink.lost, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
+          ...s, ...kernel, decided, classified: classifier.stats.packets, implausible: classifier.flows.stats.implausible, tooManySegments: classifier.flows.stats.tooManySegments, logLines: sink.written, logLost: sink.lost, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
         } as unknown as Record<string, number>,
       })
     } else if (m.type === 'stop') {
