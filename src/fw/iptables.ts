@@ -199,7 +199,7 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
     ? null
     : [
         '-m', 'hashlimit', '--hashlimit-above', `${o.sourceBudget}/sec`, '--hashlimit-burst', String(2 * o.sourceBudget),
-        '--hashlimit-mode', 'srcip', ...(family === 'ipv6' ? ['--hashlimit-srcmask', '64'] : []), '--hashlimit-name', 'aigate',
+        '--hashlimit-mode', 'srcip', '--hashlimit-name', 'aigate', ...(family === 'ipv6' ? ['--hashlimit-srcmask', '64'] : []),
       ]
   const queued = (name: string, match: string[]): Rule[] => [
     ...(budget === null ? [] : [rule(`${name}-over-budget`, [...match, ...budget], ['-j', 'DROP'])]),

@@ -39,7 +39,15 @@ function rulesetFor (o: Resolved): string {
   // Per source address (IPv6 per /64): packets over the budget are dropped
   // before the queue, one bucket for every queue rule (the budget chain).
   const rate = `limit rate over ${o.sourceBudget}/second burst ${2 * o.sourceBudget} packets`
-  const budget = o.sourceBudget === 0 ? '' : 'jump budget '
+  const queued = (name: string, match: string): string[] => [
+    ...(o.sourceBudget === 0
+      ? []
+      : [
+          rule(`${name}-over-budget`, `${match} meta nfproto ipv4 update @budget4 { ip saddr ${rate} } counter drop`),
+          rule(`${name}-over-budget-v6`, `${match} meta nfproto ipv6 update @budget6 { ip6 saddr & ffff:ffff:ffff:ffff:: ${rate} } counter drop`),
+        ]),
+    rule(name, `${match} counter ${queue}`),
+  ]
   const ct = (v: number): string => `ct mark & ${mask} == ${hex(v)}`
   const pkt = (v: number): string => `meta mark & ${mask} == ${hex(v)}`
   const save = (v: number): string => `ct mark set ct mark & ${keep} | ${hex(v)}`
@@ -48,7 +56,7 @@ function rulesetFor (o: Resolved): string {
     // 0. a SYN starts a connection undecided, also one that reuses a conntrack entry
     rule('syn-undecided', `tcp flags & (fin|syn|rst|ack) == syn counter ct mark set ct mark & ${keep}`),
     //    every QUIC Initial (long header, >= 1200 bytes of payload), whatever the port pair's mark
-    rule('queue-quic', `udp dport 443 ${pkt(0)} udp length >= 1208 @th,64,1 1 ${budget}counter ${queue}`),
+    ...queued('queue-quic', `udp dport 443 ${pkt(0)} udp length >= 1208 @th,64,1 1`),
     // 1. a decided connection: later packets never reach userspace
     rule('decided-accept', `${ct(MARK_ACCEPT)} counter accept`),
     rule('decided-drop', `${ct(MARK_DROP)} counter drop`),
@@ -66,19 +74,15 @@ function rulesetFor (o: Resolved): string {
     rule('verdict-other', `meta mark & ${mask} != ${hex(0)} counter accept`),
     // 3. only packets that can carry a name go to the queue
     //    (every segment of a flow without a verdict: no packet-count window to burn)
-    rule('queue-tls-http', `tcp dport { 80, 443, 853 } ${budget}counter ${queue}`),
-    rule('queue-dns-tcp', `tcp dport 53 ${budget}counter ${queue}`),
-    rule('queue-dns-udp', `udp dport 53 ${budget}counter ${queue}`),
+    ...queued('queue-tls-http', 'tcp dport { 80, 443, 853 }'),
+    ...queued('queue-dns-tcp', 'tcp dport 53'),
+    ...queued('queue-dns-udp', 'udp dport 53'),
   ]
   const sets = o.sourceBudget === 0
     ? []
     : [
         '\tset budget4 { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 1m; }',
         '\tset budget6 { type ipv6_addr; size 65536; flags dynamic,timeout; timeout 1m; }',
-        '\tchain budget {',
-        rule('over-budget', `update @budget4 { ip saddr ${rate} } counter drop`),
-        rule('over-budget-v6', `update @budget6 { ip6 saddr & ffff:ffff:ffff:ffff:: ${rate} } counter drop`),
-        '\t}',
       ]
   const only = o.ipv6 ? '' : 'meta nfproto ipv4 '
   const base = o.hooks.map((h) => [

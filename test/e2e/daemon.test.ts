@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_FLOW_SEGMENTS } from '../../src/flow/index.js'
 import t from 'tap'
 import { spawnSync, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, renameSync } from 'node:fs'
@@ -109,8 +110,8 @@ if (!root) {
     }
     t.same(same(true), [sb.addrs.server, sb.addrs.server], 'one TCP connection: allowed, blocked (no answer), allowed')
     t.same(same(false), [sb.addrs.server, sb.addrs.server], 'one UDP 5-tuple: allowed, blocked (no answer), allowed')
-    // A hello cut into more segments than the firewall queues (SYN, ACK, 6 data):
-    // the daemon calls it evasion at the 6th; in 3 segments it passes.
+    // A hello cut into more segments than the daemon reads of an opening
+    // (DEFAULT_MAX_FLOW_SEGMENTS): evasion at that segment; in 3 segments it passes.
     const pieces = (n: number): number => {
       const script = `
         const hello = require('fs').readFileSync(process.argv[1])
@@ -127,7 +128,7 @@ if (!root) {
       return Number(r.stdout.trim())
     }
     t.ok(pieces(3) > 0, 'an allowed hello in 3 segments: the server answers')
-    t.equal(pieces(7), 0, 'the same hello in 7 segments: evasion, dropped')
+    t.equal(pieces(DEFAULT_MAX_FLOW_SEGMENTS + 8), 0, `the same hello in ${DEFAULT_MAX_FLOW_SEGMENTS + 8} segments: evasion, dropped`)
     await new Promise((r) => setTimeout(r, 300))
     const ds = decisions()
     const count = (name: string, seen: string): number => ds.filter((d) => d.name === name && d.aigate.seen === seen).length
@@ -135,7 +136,7 @@ if (!root) {
     t.equal(count('api.openai.com', 'sni'), 1)
     t.equal(count('www.example.com', 'sni'), 2, 'curl, and the 3-segment hello')
     t.equal(count('claude.ai', 'dns'), 4)
-    t.equal(ds.filter((d) => d.aigate.reason === 'evasion').length, 1, 'one evasion line: the 7-segment hello')
+    t.equal(ds.filter((d) => d.aigate.reason === 'evasion').length, 1, 'one evasion line: the hello in too many segments')
     const line = ds.find((d) => d.name === 'api.openai.com') as Record<string, any>
     t.equal(line.event.action, 'reject')
     t.equal(line.aigate.vendor, 'openai')

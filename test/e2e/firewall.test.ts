@@ -62,9 +62,9 @@ t.test('rule generation: queue target, bypass, balance, IPv6 reject', async (t) 
   t.match(over({}, 'ipv6'), /--hashlimit-srcmask 64 /, 'IPv6 clients are counted per /64')
   t.match(iptablesRules({}, 'ipv6').filter[2]?.args.join(' '), /--reject-with icmp6-port-unreachable$/)
   const nft = nftRuleset({ queues: [0, 1, 2, 3] })
-  t.match(nft, /tcp dport \{ 80, 443, 853 \} jump budget counter queue num 0-3 bypass comment "queue-tls-http"/)
-  t.match(nft, /udp dport 443 meta mark & 0x0f000000 == 0x00000000 udp length >= 1208 @th,64,1 1 jump budget counter queue/)
-  t.match(nft, /update @budget4 \{ ip saddr limit rate over 2000\/second burst 4000 packets \} counter drop/)
+  t.match(nft, /tcp dport \{ 80, 443, 853 \} counter queue num 0-3 bypass comment "queue-tls-http"/)
+  t.match(nft, /udp dport 443 meta mark & 0x0f000000 == 0x00000000 udp length >= 1208 @th,64,1 1 counter queue/)
+  t.match(nft, /tcp dport \{ 80, 443, 853 \} meta nfproto ipv4 update @budget4 \{ ip saddr limit rate over 2000\/second burst 4000 packets \} counter drop comment "queue-tls-http-over-budget"/)
   t.notMatch(nftRuleset({ sourceBudget: 0 }), /budget/)
   t.notMatch(nft, /ct original packets/)
   t.notMatch(nftRuleset({ failClosed: true }), /bypass/)
@@ -167,7 +167,7 @@ t.test('iptables backend: rules, idempotence, clean removal', { skip }, async (t
       }
       const v6 = net.exec(ns, `ip6tables-${c.variant}-save`, [])
       t.same(chainLines(v6, 'filter', 'AIGATE'), FILTER_V4.map((l) => l.replace('icmp-port-unreachable', 'icmp6-port-unreachable')), 'ip6tables: the same filter rules, ICMPv6 reject')
-      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4.map((l) => l.replace(TCP_PAYLOAD_BPF.ipv4, TCP_PAYLOAD_BPF.ipv6).replace(QUIC_LONG_HEADER_BPF.ipv4, QUIC_LONG_HEADER_BPF.ipv6).replace('--length 1228:', '--length 1248:').replace('--hashlimit-mode srcip', '--hashlimit-mode srcip --hashlimit-srcmask 64')), 'ip6tables: the same mangle rules, the IPv6 programs and sizes, clients per /64')
+      t.same(chainLines(v6, 'mangle', 'AIGATE'), MANGLE_V4.map((l) => l.replace(TCP_PAYLOAD_BPF.ipv4, TCP_PAYLOAD_BPF.ipv6).replace(QUIC_LONG_HEADER_BPF.ipv4, QUIC_LONG_HEADER_BPF.ipv6).replace('--length 1228:', '--length 1248:').replace('--hashlimit-name aigate', '--hashlimit-name aigate --hashlimit-srcmask 64')), 'ip6tables: the same mangle rules, the IPv6 programs and sizes, clients per /64')
 
       const st = status(opts)
       t.match(st, { installed: true, backend: 'iptables', hooks: ['forward'], queuedPackets: 0 }, 'status: installed, forward hook')
@@ -216,7 +216,7 @@ t.test('iptables backend: options change the rules, up converges', { skip }, asy
   up({ ...base, ipv6: false })
   t.equal(chainLines(net.exec(ns, 'iptables-save', []), 'mangle', 'OUTPUT').length, 0, 'back to forward only: the OUTPUT jump went')
   // ipv6: false neither installs nor removes ip6tables rules; the earlier ones are still there.
-  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, 9, 'ipv6: false leaves ip6tables alone')
+  t.equal(chainLines(net.exec(ns, 'ip6tables-save', []), 'mangle', 'AIGATE').length, MANGLE_NAMES.length, 'ipv6: false leaves ip6tables alone')
   // Jumps as an older aigate wrote them (with a comment, filter unconditional) are replaced, not doubled.
   for (const table of ['mangle', 'filter']) net.exec(ns, 'iptables', ['-t', table, '-I', 'FORWARD', '1', '-m', 'comment', '--comment', 'aigate:jump:new-table', '-j', 'AIGATE'])
   up(base)
@@ -325,14 +325,15 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
   }
   /** A test-only rule in mangle AIGATE, after "decided" and before "save": it sets the verdict mark the daemon would set on its NF_REPEAT. */
   const fakeVerdict = (mark: number, match: string[]): void => {
-    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', '3', '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
+    // Just before 'decided', as the daemon's verdict would be on the packet.
+    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', String(MANGLE_NAMES.indexOf('decided') + 1), '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
   }
 
-  await t.test('bypass (the default): the flow passes, only its first 8 client packets meet the queue rule', async (t) => {
+  await t.test('bypass (the default): the flow passes, only its client packets with payload meet the queue rule', async (t) => {
     up(fw)
     const r4 = curl(`${url4}big`, 5)
     t.equal(r4.out, '200', `IPv4 HTTP on 443 through the gateway, 400 kB: ${r4.out}`)
-    t.equal(counter('queue-tls-http'), 1, 'the NFQUEUE rule took only the request: among the first 8 client packets (connbytes 1:8), the one with payload (SYN and ACKs are not queued)')
+    t.equal(counter('queue-tls-http'), 1, 'the NFQUEUE rule took only the request: the client\'s one packet with payload (SYN and ACKs are not queued)')
     const r6 = curl(url6, 5)
     t.equal(r6.out, '200', `IPv6 too: ${r6.out}`)
     t.equal(counter('queue-tls-http', 'mangle', 'ipv6'), 1, 'IPv6: only the request was queued too')
