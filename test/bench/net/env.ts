@@ -18,6 +18,23 @@ export const FLOOD_SRC = { first: `10.${NET}.1.100`, count: 150 }
 /** Server address of the flood (counted and dropped in raw PREROUTING) and of the bulk sink. */
 export const SERVER2 = `10.${NET}.2.3`
 const FLOOD_COMMENT = 'aigate-bench-flood'
+/**
+ * The overload workload (main.ts): ONE flooding client address, a second
+ * client address that probes, and three server addresses: the flood's
+ * target (every packet counted and dropped in raw PREROUTING, so the server
+ * answers nothing), and the probe's allowed and blocked targets (a --reply
+ * listener on 443 each; every TCP segment with payload that reaches the
+ * blocked one is counted, in case a hello gets through and its answer does not).
+ */
+export const OVERLOAD = {
+  flooder: `10.${NET}.1.80`,
+  prober: `10.${NET}.1.81`,
+  floodDst: `10.${NET}.2.6`,
+  allowedDst: `10.${NET}.2.4`,
+  blockedDst: `10.${NET}.2.5`,
+}
+const OVERFLOOD_COMMENT = 'aigate-bench-overflood'
+const BLOCKED_DATA_COMMENT = 'aigate-bench-blocked-data'
 
 export class BenchNet {
   readonly sb: Sandbox
@@ -44,15 +61,22 @@ export class BenchNet {
     for (const r of [PING_SRC, CONN_SRC]) {
       for (let i = 0; i < r.count; i++) batch.push(`addr add ${addOffset(r.first, i)}/24 dev ${cdev}`)
     }
+    batch.push(`addr add ${OVERLOAD.flooder}/24 dev ${cdev}`, `addr add ${OVERLOAD.prober}/24 dev ${cdev}`)
     const file = `/tmp/aigate-bench-net-${process.pid}.ip`
     writeFileSync(file, batch.join('\n') + '\n')
     try { sb.exec(this.client, 'ip', ['-batch', file]) } finally { unlinkSync(file) }
-    sb.exec(this.srv, 'ip', ['addr', 'add', `${SERVER2}/24`, 'dev', sdev])
+    for (const a of [SERVER2, OVERLOAD.floodDst, OVERLOAD.allowedDst, OVERLOAD.blockedDst]) sb.exec(this.srv, 'ip', ['addr', 'add', `${a}/24`, 'dev', sdev])
     // The flood is counted, and dropped, before anything else runs in the server.
     sb.exec(this.srv, 'iptables', ['-w', '-t', 'raw', '-A', 'PREROUTING', '-d', SERVER2, '-p', 'udp', '--dport', '53',
       '-m', 'comment', '--comment', FLOOD_COMMENT, '-j', 'DROP'])
+    sb.exec(this.srv, 'iptables', ['-w', '-t', 'raw', '-A', 'PREROUTING', '-d', OVERLOAD.floodDst,
+      '-m', 'comment', '--comment', OVERFLOOD_COMMENT, '-j', 'DROP'])
+    // Counted only (no target): a blocked hello's bytes that reach the server.
+    sb.exec(this.srv, 'iptables', ['-w', '-t', 'raw', '-A', 'PREROUTING', '-d', OVERLOAD.blockedDst, '-p', 'tcp', '--dport', '443',
+      '-m', 'length', '--length', '100:65535', '-m', 'comment', '--comment', BLOCKED_DATA_COMMENT])
     try { sb.exec(this.gw, 'conntrack', ['-C']); this.hasConntrackTool = true } catch { this.hasConntrackTool = false }
-    const server = sb.spawn(this.srv, netbench, ['server', '--close', `${sb.addrs.server}:443:517`, '--sink', `${SERVER2}:443`, '--echo', `${sb.addrs.server}:53`])
+    const server = sb.spawn(this.srv, netbench, ['server', '--close', `${sb.addrs.server}:443:517`, '--sink', `${SERVER2}:443`, '--echo', `${sb.addrs.server}:53`,
+      '--reply', `${OVERLOAD.allowedDst}:443`, '--reply', `${OVERLOAD.blockedDst}:443`])
     let err = ''
     server.stderr?.on('data', (d: Buffer) => { err += d.toString() })
     if (!await waitUntil(() => err.includes('ready'), 5000)) throw new Error(`netbench server did not start: ${err}`)
@@ -97,12 +121,25 @@ export class BenchNet {
   }
 
   /** Datagrams counted (and dropped) at the server's raw PREROUTING rule. */
-  serverFloodCount (): number {
+  serverFloodCount (): number { return this.serverCounters()[FLOOD_COMMENT] as number }
+
+  /** The overload workload's server-side counters: flood packets that reached the server, and segments with payload that reached the blocked target. */
+  overloadCounters (): { floodDelivered: number, blockedData: number } {
+    const c = this.serverCounters()
+    return { floodDelivered: c[OVERFLOOD_COMMENT] as number, blockedData: c[BLOCKED_DATA_COMMENT] as number }
+  }
+
+  /** Packet counters of the server's raw PREROUTING rules, by comment. */
+  serverCounters (): Record<string, number> {
     const out = this.sb.exec(this.srv, 'iptables-save', ['-c', '-t', 'raw'])
-    const line = out.split('\n').find((l) => l.includes(FLOOD_COMMENT))
-    const m = line === undefined ? null : /^\[(\d+):/.exec(line)
-    if (m === null) throw new Error('server flood counter rule not found')
-    return Number(m[1])
+    const c: Record<string, number> = {}
+    for (const name of [FLOOD_COMMENT, OVERFLOOD_COMMENT, BLOCKED_DATA_COMMENT]) {
+      const line = out.split('\n').find((l) => l.includes(`"${name}"`) || l.includes(` ${name} `) || l.endsWith(` ${name}`))
+      const m = line === undefined ? null : /^\[(\d+):/.exec(line)
+      if (m === null) throw new Error(`server counter rule ${name} not found`)
+      c[name] = Number(m[1])
+    }
+    return c
   }
 
   /** The gateway's bound NFQUEUE instances, summed. */

@@ -12,6 +12,13 @@
  *            server reads it and closes
  *   bulk     Mbit/s over one TCP flow to port 443 after a ClientHello
  *   latency  UDP DNS round trip p50/p99 at a fixed rate, a new flow per query
+ *   overload (overload.ts) one client floods (random-DCID QUIC Initials,
+ *            random DNS names, TCP hellos on new 5-tuples) at rising rates up
+ *            to the sender's maximum while a second client tries a blocked
+ *            and an allowed name; aigate only, shipped defaults; run once,
+ *            after the repetitions. --overload runs only this one (with
+ *            --workloads too: those and this); --overload-rates N,N (0 =
+ *            the sender's maximum), --overload-kinds quic,dns,tcp
  * Variants (variants.ts): forwarding with no queue, the kernel string match,
  * the bare C accept loop per packet and batched, the nfqueue npm binding
  * with aigate's classifier, aigate with 1 and 2 queues.
@@ -37,6 +44,7 @@ import { status } from '../../../src/fw/index.js'
 import { summarize, type Sample } from '../stats.js'
 import { BenchNet, FLOOD_SRC, PING_SRC, CONN_SRC, SERVER2, cpuSeconds, peakRss, hostCpu, hostSpeedMs, softnetDrops, kv, type QueueCounters } from './env.js'
 import { costBreakdown } from './breakdown.js'
+import { runOverload, printOverload, OVERLOAD_DEFAULTS, OVERLOAD_QUICK, FLOOD_KINDS, type FloodKind, type OverloadResult } from './overload.js'
 import { VARIANTS, firewallBackend, prepareNfqueue, startVariant, stopVariant, aigateStats, STRING_NAMES, type Variant, type VariantId, type Consumer } from './variants.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..')
@@ -45,6 +53,7 @@ const NETBENCH = join(HERE_SRC, 'netbench')
 const ACCEPT_LOOP = join(ROOT, 'native', 'bench', 'accept_loop')
 const DNS_FIXTURE = join(ROOT, 'test', 'fixtures', 'dns', 'dig-9.18-udp-a.bin')
 const HELLO_FIXTURE = join(ROOT, 'test', 'fixtures', 'tls', 'curl-7.88-www.example.com.bin')
+const BLOCKED_HELLOS = ['curl-7.88-claude.ai.bin', 'curl-7.88-api.anthropic.com.bin'].map((f) => join(ROOT, 'test', 'fixtures', 'tls', f))
 
 const argv = process.argv.slice(2)
 const flag = (f: string): boolean => argv.includes(f)
@@ -66,7 +75,13 @@ type WorkloadId = 'dns' | 'conn' | 'bulk' | 'latency'
 const WORKLOADS: WorkloadId[] = ['dns', 'conn', 'bulk', 'latency']
 const wlFilter = opt('--workloads')?.split(',')
 const vFilter = opt('--variants')?.split(',')
-const workloads = WORKLOADS.filter((w) => wlFilter === undefined || wlFilter.includes(w))
+const OVERLOAD_FLAG = flag('--overload')
+// --overload alone: only the overload workload; a full run (no --workloads) has it last.
+const workloads = WORKLOADS.filter((w) => wlFilter === undefined ? !OVERLOAD_FLAG : wlFilter.includes(w))
+const RUN_OVERLOAD = OVERLOAD_FLAG || wlFilter === undefined || wlFilter.includes('overload')
+const OCFG = { ...(QUICK ? OVERLOAD_QUICK : OVERLOAD_DEFAULTS) }
+if (opt('--overload-rates') !== undefined) OCFG.rates = (opt('--overload-rates') as string).split(',').map((x) => Math.max(0, Number(x)))
+if (opt('--overload-kinds') !== undefined) OCFG.kinds = (opt('--overload-kinds') as string).split(',').filter((x): x is FloodKind => (FLOOD_KINDS as string[]).includes(x))
 const variants = VARIANTS.filter((v) => vFilter === undefined ? !(QUICK && v.diagnostic === true) : vFilter.includes(v.id))
 
 const out = (s: string): void => { process.stdout.write(s + '\n') }
@@ -425,7 +440,7 @@ async function main (): Promise<void> {
   if (idleBusyPct > 10) progress(`WARNING: the host is ${idleBusyPct.toFixed(0)}% busy before the benchmark starts (load ${load0.toFixed(2)}): numbers will be skewed`)
   execFileSync('make', ['-s', '-C', HERE_SRC], { stdio: ['ignore', 'ignore', 'inherit'] })
   execFileSync('make', ['-s', '-C', join(ROOT, 'native', 'bench'), 'accept_loop'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  const npmVariants = variants.filter((v) => v.id.startsWith('nfqueue-npm'))
+  const npmVariants = workloads.length === 0 ? [] : variants.filter((v) => v.id.startsWith('nfqueue-npm'))
   if (npmVariants.length > 0) {
     const why = prepareNfqueue(progress)
     for (const v of npmVariants) v.blocked = why
@@ -448,17 +463,25 @@ async function main (): Promise<void> {
   const slots: Slot[] = []
   let backend = 'none (no queue variant ran)'
   let offloads: string[] = []
+  let overload: OverloadResult | null = null
   try {
     await net.create(NETBENCH)
     offloads = net.offloadsOn()
     if (offloads.length > 0) progress(`WARNING: offloads still on: ${offloads.join(', ')}`)
     if (!net.hasConntrackTool) progress('conntrack tool not found: the gateway conntrack table is not flushed between workloads')
-    progress(`namespaces ${net.client}, ${net.gw}, ${net.srv}; ${CFG.reps} repetition(s) x ${variants.length} variants x ${workloads.length} workloads`)
-    for (let rep = 0; rep < CFG.reps; rep++) {
-      for (const v of variants) {
-        if (v.blocked !== null) continue
-        await runSlot(net, v, rep, trials, slots)
+    progress(`namespaces ${net.client}, ${net.gw}, ${net.srv}; ${CFG.reps} repetition(s) x ${variants.length} variants x ${workloads.length} workloads` +
+      (RUN_OVERLOAD ? `; then overload: ${OCFG.kinds.length} floods x ${OCFG.rates.length} rates` : ''))
+    if (workloads.length > 0) {
+      for (let rep = 0; rep < CFG.reps; rep++) {
+        for (const v of variants) {
+          if (v.blocked !== null) continue
+          await runSlot(net, v, rep, trials, slots)
+        }
       }
+    }
+    if (RUN_OVERLOAD) {
+      overload = await runOverload(net, OCFG, { root: ROOT, log: LOG, acceptLoop: ACCEPT_LOOP, nfqueueConsumer: '' }, NETBENCH,
+        { allowed: HELLO_FIXTURE, blocked: BLOCKED_HELLOS, flood: HELLO_FIXTURE }, progress)
     }
   } finally {
     cleanup()
@@ -466,8 +489,7 @@ async function main (): Promise<void> {
   backend = firewallBackend() ?? backend
 
   const load1 = loadavg()[0] as number
-  progress('per-packet userspace cost, in-process')
-  const cost = costBreakdown(DNS_FIXTURE, QUICK ? 10000 : 30000)
+  const cost = workloads.length === 0 ? null : (progress('per-packet userspace cost, in-process'), costBreakdown(DNS_FIXTURE, QUICK ? 10000 : 30000))
   const summary = summarizeAll(trials)
   const rs = ratios(trials, summary)
   const seconds = (Date.now() - started) / 1000
@@ -479,12 +501,17 @@ async function main (): Promise<void> {
     `veth offloads (gro, gso, tso): ${offloads.length === 0 ? 'all off' : `STILL ON: ${offloads.join(', ')}`}`)
   out(`host CPU busy before the run: ${idleBusyPct.toFixed(0)}% (1-min load ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end)` +
     (idleBusyPct > 10 ? ': OTHER WORK WAS RUNNING, numbers are skewed' : ''))
-  printTables(summary, slots)
-  printRatios(rs)
-  out('')
-  out(`(e) userspace cost of one queued DNS query, in-process (no network): decodeIp + classify ${cost.classifyNs.toFixed(0)} ns; ` +
-    `+ its decision line (to /dev/null, flushed per 64) ${cost.classifyAndLogNs.toFixed(0)} ns (the line: ${cost.logNs.toFixed(0)} ns; ` +
-    `the same line through pino, sync: ${cost.pinoLineNs.toFixed(0)} ns)`)
+  if (workloads.length > 0) {
+    printTables(summary, slots)
+    printRatios(rs)
+  }
+  if (cost !== null) {
+    out('')
+    out(`(e) userspace cost of one queued DNS query, in-process (no network): decodeIp + classify ${cost.classifyNs.toFixed(0)} ns; ` +
+      `+ its decision line (to /dev/null, flushed per 64) ${cost.classifyAndLogNs.toFixed(0)} ns (the line: ${cost.logNs.toFixed(0)} ns; ` +
+      `the same line through pino, sync: ${cost.pinoLineNs.toFixed(0)} ns)`)
+  }
+  if (overload !== null) printOverload(overload, out)
   const blocked = variants.filter((v) => v.blocked !== null).map((v) => ({ variant: v.id, reason: v.blocked }))
   for (const b of blocked) out(`BLOCKED baseline ${b.variant}: ${b.reason ?? ''}`)
   out(`total ${seconds.toFixed(0)} s`)
@@ -499,6 +526,7 @@ async function main (): Promise<void> {
       summary,
       costBreakdown: cost,
       ratios: rs.map(({ check: _c, ...r }) => r),
+      overload,
       consumers: slots,
       trials,
       blocked,

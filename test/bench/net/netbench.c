@@ -15,12 +15,43 @@
  *       Open loop: the socket never waits for the gateway.
  *       -> sent=N failed=F seconds=S pps=P next=START+N
  *
- *   netbench server [--close ADDR:PORT:NBYTES] [--sink ADDR:PORT] [--echo ADDR:PORT]
- *       One epoll loop until SIGTERM/SIGINT.
+ *   netbench overflood KIND DST SECONDS RATE SRC [HELLO]
+ *       The overload workload's flood, from ONE source address SRC (raw
+ *       socket, IP_HDRINCL), a new source port per datagram or connection
+ *       (1024 + i % 64512), RATE packets/s paced per batch of 64 (0: as fast
+ *       as sendmmsg goes). KIND:
+ *         quic  1250-byte UDP payloads to DST:443 shaped like QUIC v1 client
+ *               Initials (long header 0xc3, version 1, a random 8-byte DCID
+ *               per datagram, no SCID, no token, Length filled in), random
+ *               bytes inside: each costs the daemon a key derivation and a
+ *               failed AEAD open
+ *         dns   DNS queries (A, RD) to DST:53 for a random name per query,
+ *               <10 random letters and digits>.com
+ *         tcp   per new 5-tuple to DST:443, a SYN then the HELLO file in one
+ *               ACK|PSH segment (the handshake is never finished: the server
+ *               side drops them); 2 packets per tuple
+ *       UDP checksums are 0 (none, legal on IPv4), TCP checksums computed.
+ *       -> sent=N failed=F seconds=S pps=P
+ *
+ *   netbench probe ALLOWED_DST BLOCKED_DST PORT SECONDS INTERVAL_MS TIMEOUT_MS SRC ALLOWED_HELLO BLOCKED_HELLO...
+ *       The overload workload's second client: every INTERVAL_MS, one TLS
+ *       attempt with ALLOWED_HELLO to ALLOWED_DST and one with each
+ *       BLOCKED_HELLO (a captured ClientHello naming a blocked name) to
+ *       BLOCKED_DST, each a new connection from SRC (ephemeral port): connect,
+ *       send the hello, wait up to TIMEOUT_MS for the server's answer (a
+ *       server --reply listener answers once it has the whole hello record).
+ *       An attempt succeeds when the answer arrives. Attempts are issued for
+ *       SECONDS, then the last ones are waited for.
+ *       -> allowed_tried= allowed_ok= allowed_p50_ms= allowed_p99_ms= allowed_max_ms= blocked_tried= blocked_ok=
+ *
+ *   netbench server [--close ADDR:PORT:NBYTES] [--sink ADDR:PORT] [--echo ADDR:PORT] [--reply ADDR:PORT]...
+ *       One epoll loop until SIGTERM/SIGINT (up to 8 listeners).
  *       --close  accept, read NBYTES (or EOF), close: one short TLS connection
  *       --sink   accept, read and discard until EOF, close: bulk transfer
  *       --echo   UDP: send every datagram back with the DNS QR bit set
- *       -> accepted=N closed=N sunk_bytes=B echoed=E
+ *       --reply  accept, read one whole TLS record (5-byte header + its
+ *                length), answer "ok\n", close: the probe's server
+ *       -> accepted=N closed=N sunk_bytes=B echoed=E replied=R
  *
  *   netbench conn DST PORT SECONDS CONCURRENCY HELLO SRC_FIRST SRC_COUNT START
  *       Keeps CONCURRENCY connections in flight: each binds the next
@@ -287,12 +318,13 @@ static int cmd_flood(int argc, char **argv)
 
 /* ----------------------------------------------------------------- server */
 
-enum kind { K_CLOSE_L = 1, K_SINK_L, K_ECHO, K_CLOSE_C, K_SINK_C };
+enum kind { K_CLOSE_L = 1, K_SINK_L, K_ECHO, K_CLOSE_C, K_SINK_C, K_REPLY_L, K_REPLY_C };
 
 struct conn {
 	int fd;
 	enum kind kind;
 	size_t got;
+	uint8_t hdr[5];
 };
 
 static int listen_on(const char *spec, int type, size_t *nbytes)
@@ -333,11 +365,11 @@ static void watch(int ep, struct conn *c)
 static int cmd_server(int argc, char **argv)
 {
 	static uint8_t buf[1 << 17];
-	struct conn listeners[3];
+	struct conn listeners[8];
 	struct epoll_event evs[256];
 	struct sigaction sa;
 	size_t close_after = 0;
-	uint64_t accepted = 0, closed = 0, sunk = 0, echoed = 0;
+	uint64_t accepted = 0, closed = 0, sunk = 0, echoed = 0, replied = 0;
 	int ep, i, nl = 0;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -346,7 +378,7 @@ static int cmd_server(int argc, char **argv)
 	for (i = 2; i + 1 < argc; i += 2) {
 		struct conn *l = &listeners[nl];
 
-		if (nl == 3)
+		if (nl == 8)
 			break;
 		if (!strcmp(argv[i], "--close")) {
 			l->fd = listen_on(argv[i + 1], SOCK_STREAM, &close_after);
@@ -357,6 +389,9 @@ static int cmd_server(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--echo")) {
 			l->fd = listen_on(argv[i + 1], SOCK_DGRAM, NULL);
 			l->kind = K_ECHO;
+		} else if (!strcmp(argv[i], "--reply")) {
+			l->fd = listen_on(argv[i + 1], SOCK_STREAM, NULL);
+			l->kind = K_REPLY_L;
 		} else {
 			fprintf(stderr, "netbench server: unknown option %s\n", argv[i]);
 			return 2;
@@ -381,7 +416,7 @@ static int cmd_server(int argc, char **argv)
 		for (i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 
-			if (c->kind == K_CLOSE_L || c->kind == K_SINK_L) {
+			if (c->kind == K_CLOSE_L || c->kind == K_SINK_L || c->kind == K_REPLY_L) {
 				for (;;) {
 					int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 					struct conn *nc;
@@ -392,7 +427,7 @@ static int cmd_server(int argc, char **argv)
 					if (!nc)
 						die("calloc");
 					nc->fd = fd;
-					nc->kind = c->kind == K_CLOSE_L ? K_CLOSE_C : K_SINK_C;
+					nc->kind = c->kind == K_CLOSE_L ? K_CLOSE_C : c->kind == K_SINK_L ? K_SINK_C : K_REPLY_C;
 					watch(ep, nc);
 					accepted++;
 				}
@@ -415,6 +450,19 @@ static int cmd_server(int argc, char **argv)
 
 				for (;;) {
 					r = read(c->fd, buf, sizeof(buf));
+					if (r > 0 && c->kind == K_REPLY_C) {
+						/* The record's length is in the first 5 bytes: keep them (c->hdr). */
+						for (ssize_t b = 0; b < r && c->got + (size_t)b < 5; b++)
+							c->hdr[c->got + (size_t)b] = buf[b];
+						c->got += (size_t)r;
+						if (c->got >= 5 && c->got >= 5 + ((size_t)c->hdr[3] << 8 | c->hdr[4])) {
+							if (write(c->fd, "ok\n", 3) == 3)
+								replied++;
+							done = 1;
+							break;
+						}
+						continue;
+					}
 					if (r > 0) {
 						c->got += (size_t)r;
 						if (c->kind == K_SINK_C)
@@ -437,8 +485,8 @@ static int cmd_server(int argc, char **argv)
 			}
 		}
 	}
-	printf("accepted=%" PRIu64 " closed=%" PRIu64 " sunk_bytes=%" PRIu64 " echoed=%" PRIu64 "\n", accepted, closed,
-	       sunk, echoed);
+	printf("accepted=%" PRIu64 " closed=%" PRIu64 " sunk_bytes=%" PRIu64 " echoed=%" PRIu64 " replied=%" PRIu64 "\n",
+	       accepted, closed, sunk, echoed, replied);
 	return 0;
 }
 
@@ -711,6 +759,374 @@ static int cmd_ping(int argc, char **argv)
 	return 0;
 }
 
+/* -------------------------------------------------------------- overflood */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	/* xorshift64*: plenty for random DCIDs and names, and cheap. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+#define QUIC_LEN 1250u
+#define DNS_LABEL 10u
+
+/* A DNS query (A, RD, no EDNS) for <DNS_LABEL chars>.com; the label is rewritten per query. */
+static size_t dns_template(uint8_t *p)
+{
+	static const uint8_t head[12] = { 0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
+	size_t n = 0;
+
+	memcpy(p, head, 12);
+	n = 12;
+	p[n++] = DNS_LABEL;
+	memset(p + n, 'a', DNS_LABEL);
+	n += DNS_LABEL;
+	p[n++] = 3;
+	memcpy(p + n, "com", 3);
+	n += 3;
+	p[n++] = 0;
+	p[n++] = 0;
+	p[n++] = 1; /* QTYPE A */
+	p[n++] = 0;
+	p[n++] = 1; /* QCLASS IN */
+	return n;
+}
+
+static uint16_t tcp_checksum(const struct iphdr *ip, const uint8_t *tcp, size_t len)
+{
+	uint32_t s = sum16((const uint8_t *)&ip->saddr, 8, 0);
+
+	s += IPPROTO_TCP + (uint32_t)len;
+	return htons(fold(sum16(tcp, len, s)));
+}
+
+static int cmd_overflood(int argc, char **argv)
+{
+	static uint8_t pkts[VLEN][MAXPKT];
+	static uint8_t hello[MAXPKT];
+	struct sockaddr_in dst = { .sin_family = AF_INET };
+	struct mmsghdr msgs[VLEN];
+	struct iovec iov[VLEN];
+	struct in_addr src;
+	uint64_t i = 0, sent = 0, failed = 0, batch = 0, t0ns;
+	double seconds, rate, t0, t;
+	size_t hlen = 0, dlen = 0;
+	const char *kind;
+	int fd, one = 1, k;
+	enum { QUIC, DNS, TCP } mode;
+
+	if (argc < 7) {
+		fprintf(stderr, "usage: netbench overflood quic|dns|tcp DST SECONDS RATE SRC [HELLO]\n");
+		return 2;
+	}
+	kind = argv[2];
+	dst.sin_addr = addr_arg(argv[3]);
+	seconds = atof(argv[4]);
+	rate = atof(argv[5]);
+	src = addr_arg(argv[6]);
+	if (!strcmp(kind, "quic")) {
+		mode = QUIC;
+	} else if (!strcmp(kind, "dns")) {
+		mode = DNS;
+	} else if (!strcmp(kind, "tcp") && argc > 7) {
+		mode = TCP;
+		hlen = read_file(argv[7], hello, sizeof(hello) - 40);
+	} else {
+		fprintf(stderr, "netbench overflood: KIND is quic, dns or tcp HELLO\n");
+		return 2;
+	}
+	rng_state ^= (uint64_t)getpid() << 32 ^ now_ns();
+	dst.sin_port = htons(mode == DNS ? 53 : 443);
+
+	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+	if (fd < 0)
+		die("socket(SOCK_RAW)");
+	if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one)) < 0)
+		die("IP_HDRINCL");
+	memset(msgs, 0, sizeof(msgs));
+	memset(pkts, 0, sizeof(pkts));
+	for (k = 0; k < VLEN; k++) {
+		struct iphdr *ip = (struct iphdr *)pkts[k];
+		uint8_t *l4 = pkts[k] + 20;
+		size_t len = 0;
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->frag_off = htons(IP_DF);
+		ip->saddr = src.s_addr;
+		ip->daddr = dst.sin_addr.s_addr;
+		if (mode == QUIC) {
+			struct udphdr *udp = (struct udphdr *)l4;
+			uint8_t *q = l4 + 8;
+			unsigned b;
+
+			for (b = 0; b < QUIC_LEN; b++)
+				q[b] = (uint8_t)rng();
+			q[0] = 0xc3; /* long header, fixed bit, Initial, 4-byte packet number */
+			q[1] = 0;
+			q[2] = 0;
+			q[3] = 0;
+			q[4] = 1; /* version 1 */
+			q[5] = 8; /* DCID length */
+			q[14] = 0; /* SCID length */
+			q[15] = 0; /* token length */
+			q[16] = (uint8_t)(0x40 | (QUIC_LEN - 18) >> 8);
+			q[17] = (uint8_t)(QUIC_LEN - 18);
+			ip->protocol = IPPROTO_UDP;
+			udp->dest = dst.sin_port;
+			udp->len = htons(8 + QUIC_LEN);
+			len = 28 + QUIC_LEN;
+		} else if (mode == DNS) {
+			struct udphdr *udp = (struct udphdr *)l4;
+
+			dlen = dns_template(l4 + 8);
+			ip->protocol = IPPROTO_UDP;
+			udp->dest = dst.sin_port;
+			udp->len = htons((uint16_t)(8 + dlen));
+			len = 28 + dlen;
+		} else {
+			struct tcphdr *tcp = (struct tcphdr *)l4;
+
+			/* Even slots: the SYN; odd slots: the hello on the same 5-tuple. */
+			ip->protocol = IPPROTO_TCP;
+			tcp->dest = dst.sin_port;
+			tcp->doff = 5;
+			tcp->window = htons(64240);
+			if (k % 2 == 0) {
+				tcp->syn = 1;
+				len = 40;
+			} else {
+				tcp->ack = 1;
+				tcp->psh = 1;
+				memcpy(l4 + 20, hello, hlen);
+				len = 40 + hlen;
+			}
+		}
+		ip->tot_len = htons((uint16_t)len);
+		iov[k].iov_base = pkts[k];
+		iov[k].iov_len = len;
+		msgs[k].msg_hdr.msg_iov = &iov[k];
+		msgs[k].msg_hdr.msg_iovlen = 1;
+		msgs[k].msg_hdr.msg_name = &dst;
+		msgs[k].msg_hdr.msg_namelen = sizeof(dst);
+	}
+
+	t0 = now_s();
+	t0ns = now_ns();
+	for (t = t0; t < t0 + seconds; t = now_s()) {
+		int r;
+
+		if (rate > 0) {
+			uint64_t due = t0ns + (uint64_t)((double)batch++ * VLEN * 1e9 / rate);
+			struct timespec at = { .tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull) };
+
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+				;
+		}
+		for (k = 0; k < VLEN; k++) {
+			struct iphdr *ip = (struct iphdr *)pkts[k];
+			uint8_t *l4 = pkts[k] + 20;
+			uint64_t n = mode == TCP ? (i + (uint64_t)k) / 2 : i + (uint64_t)k; /* tuple number */
+			uint16_t sport = (uint16_t)(1024 + n % PORTS);
+
+			ip->id = htons((uint16_t)(i + (uint64_t)k));
+			ip->check = 0; /* the kernel fills it in */
+			if (mode == QUIC) {
+				uint64_t r1 = rng();
+
+				((struct udphdr *)l4)->source = htons(sport);
+				memcpy(l4 + 8 + 6, &r1, 8); /* the DCID */
+			} else if (mode == DNS) {
+				uint8_t *d = l4 + 8;
+				uint64_t r1 = rng(), r2 = rng();
+				unsigned c;
+
+				((struct udphdr *)l4)->source = htons(sport);
+				d[0] = (uint8_t)r2;
+				d[1] = (uint8_t)(r2 >> 8);
+				for (c = 0; c < DNS_LABEL; c++) {
+					unsigned v = (unsigned)(r1 % 36);
+
+					d[13 + c] = (uint8_t)(v < 10 ? '0' + v : 'a' + v - 10);
+					r1 /= 36;
+				}
+			} else {
+				struct tcphdr *tcp = (struct tcphdr *)l4;
+				/* The same initial sequence number for both packets of a tuple, from its number. */
+				uint32_t isn = (uint32_t)(n * 2654435761u);
+
+				tcp->source = htons(sport);
+				tcp->seq = htonl(k % 2 == 0 ? isn : isn + 1);
+				tcp->ack_seq = k % 2 == 0 ? 0 : htonl(isn ^ 0x5a5a5a5au);
+				tcp->check = 0;
+				tcp->check = tcp_checksum(ip, l4, k % 2 == 0 ? 20 : 20 + hlen);
+			}
+		}
+		r = sendmmsg(fd, msgs, VLEN, 0);
+		if (r > 0) {
+			sent += (unsigned)r;
+			i += VLEN; /* keep the SYN/hello pairing on even/odd slots */
+		} else if (r < 0 && errno != EINTR) {
+			failed++;
+			i += VLEN;
+		}
+	}
+	t = now_s() - t0;
+	printf("sent=%" PRIu64 " failed=%" PRIu64 " seconds=%.4f pps=%.0f\n", sent, failed, t, (double)sent / t);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ probe */
+
+struct attempt {
+	int fd;
+	int blocked;
+	int sent;
+	uint64_t t0;
+	size_t hlen;
+	const uint8_t *hello;
+};
+
+static int cmd_probe(int argc, char **argv)
+{
+	static uint8_t hellos[8][16384];
+	static uint8_t buf[4096];
+	struct sockaddr_in adst = { .sin_family = AF_INET }, bdst = { .sin_family = AF_INET }, src = { .sin_family = AF_INET };
+	struct epoll_event evs[64];
+	struct attempt *at;
+	size_t hlen[8];
+	unsigned nh, h, slots, k;
+	uint64_t interval_ns, timeout_ns, start, end, next, *lat;
+	uint64_t a_tried = 0, a_ok = 0, b_tried = 0, b_ok = 0, open = 0;
+	double seconds;
+	int ep;
+
+	if (argc < 11) {
+		fprintf(stderr, "usage: netbench probe ALLOWED_DST BLOCKED_DST PORT SECONDS INTERVAL_MS TIMEOUT_MS SRC ALLOWED_HELLO BLOCKED_HELLO...\n");
+		return 2;
+	}
+	adst.sin_addr = addr_arg(argv[2]);
+	bdst.sin_addr = addr_arg(argv[3]);
+	adst.sin_port = bdst.sin_port = htons((uint16_t)atoi(argv[4]));
+	seconds = atof(argv[5]);
+	interval_ns = (uint64_t)(atof(argv[6]) * 1e6);
+	timeout_ns = (uint64_t)(atof(argv[7]) * 1e6);
+	src.sin_addr = addr_arg(argv[8]);
+	nh = (unsigned)(argc - 9);
+	if (nh > 8 || interval_ns == 0)
+		return 2;
+	for (h = 0; h < nh; h++)
+		hlen[h] = read_file(argv[9 + h], hellos[h], sizeof(hellos[h]));
+	/* In flight at most: every hello of every interval within one timeout, and some room. */
+	slots = nh * (unsigned)(timeout_ns / interval_ns + 2);
+	at = calloc(slots, sizeof(*at));
+	lat = calloc((size_t)(seconds * 1e9 / (double)interval_ns) + 2, sizeof(*lat));
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!at || !lat || ep < 0)
+		die("setup");
+	for (k = 0; k < slots; k++)
+		at[k].fd = -1;
+
+	start = now_ns();
+	end = start + (uint64_t)(seconds * 1e9);
+	next = start;
+	for (;;) {
+		uint64_t t = now_ns();
+		int n, wait_ms;
+
+		/* New attempts, one per hello, every interval until the end. */
+		while (next < end && t >= next) {
+			for (h = 0; h < nh; h++) {
+				struct epoll_event ev;
+				int fd;
+
+				for (k = 0; k < slots && at[k].fd >= 0; k++)
+					;
+				if (k == slots)
+					break; /* cannot happen with the sizing above */
+				if (h == 0)
+					a_tried++;
+				else
+					b_tried++;
+				fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+				if (fd < 0)
+					die("socket");
+				if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+				    (connect(fd, (struct sockaddr *)(h == 0 ? &adst : &bdst), sizeof(adst)) < 0 && errno != EINPROGRESS)) {
+					close(fd); /* counted as tried, not ok */
+					continue;
+				}
+				at[k] = (struct attempt){ .fd = fd, .blocked = h != 0, .sent = 0, .t0 = t, .hlen = hlen[h], .hello = hellos[h] };
+				ev.events = EPOLLOUT | EPOLLIN;
+				ev.data.u32 = k;
+				if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+					die("epoll_ctl");
+				open++;
+			}
+			next += interval_ns;
+		}
+		/* Timeouts. */
+		for (k = 0; k < slots; k++) {
+			if (at[k].fd >= 0 && t - at[k].t0 >= timeout_ns) {
+				close(at[k].fd);
+				at[k].fd = -1;
+				open--;
+			}
+		}
+		if (next >= end && open == 0)
+			break;
+		wait_ms = next < end ? (int)((next > t ? next - t : 0) / 1000000) : 5;
+		n = epoll_wait(ep, evs, 64, wait_ms > 5 ? 5 : wait_ms);
+		for (int e = 0; e < n; e++) {
+			struct attempt *a = &at[evs[e].data.u32];
+			int err = 0, ok = 0;
+			socklen_t el = sizeof(err);
+
+			if (a->fd < 0)
+				continue;
+			if (evs[e].events & (EPOLLERR | EPOLLHUP))
+				getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (!err && !a->sent && (evs[e].events & EPOLLOUT)) {
+				struct epoll_event ev = { .events = EPOLLIN, .data.u32 = evs[e].data.u32 };
+
+				if (write(a->fd, a->hello, a->hlen) != (ssize_t)a->hlen)
+					err = 1;
+				a->sent = 1;
+				epoll_ctl(ep, EPOLL_CTL_MOD, a->fd, &ev);
+			}
+			if (!err && a->sent && (evs[e].events & EPOLLIN)) {
+				ssize_t r = read(a->fd, buf, sizeof(buf));
+
+				if (r >= 2 && buf[0] == 'o' && buf[1] == 'k')
+					ok = 1;
+				else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+					err = 1;
+			}
+			if (ok || err) {
+				if (ok && a->blocked)
+					b_ok++;
+				if (ok && !a->blocked)
+					lat[a_ok++] = now_ns() - a->t0;
+				close(a->fd);
+				a->fd = -1;
+				open--;
+			}
+		}
+	}
+	qsort(lat, a_ok, sizeof(*lat), cmp_u64);
+#define LAT(q) (a_ok ? lat[(uint64_t)((double)(a_ok - 1) * (q) + 0.5)] / 1e6 : 0.0)
+	printf("allowed_tried=%" PRIu64 " allowed_ok=%" PRIu64 " allowed_p50_ms=%.2f allowed_p99_ms=%.2f allowed_max_ms=%.2f blocked_tried=%" PRIu64
+	       " blocked_ok=%" PRIu64 "\n",
+	       a_tried, a_ok, LAT(0.5), LAT(0.99), LAT(1.0), b_tried, b_ok);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -725,6 +1141,10 @@ int main(int argc, char **argv)
 		return cmd_bulk(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "ping"))
 		return cmd_ping(argc, argv);
-	fprintf(stderr, "usage: netbench flood|server|conn|bulk|ping ... (see the comment at the top of netbench.c)\n");
+	if (argc >= 2 && !strcmp(argv[1], "overflood"))
+		return cmd_overflood(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "probe"))
+		return cmd_probe(argc, argv);
+	fprintf(stderr, "usage: netbench flood|server|conn|bulk|ping|overflood|probe ... (see the comment at the top of netbench.c)\n");
 	return 2;
 }

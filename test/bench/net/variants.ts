@@ -12,7 +12,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process'
 import { up, down } from '../../../src/fw/index.js'
 import { waitUntil, type BenchNet } from './env.js'
 
-export type VariantId = 'no-queue' | 'conntrack-only' | 'kernel-string' | 'c-per-packet' | 'c-batch' | 'nfqueue-npm' | 'nfqueue-npm-nolog' | 'aigate-1q' | 'aigate-2q'
+export type VariantId = 'no-queue' | 'conntrack-only' | 'kernel-string' | 'c-per-packet' | 'c-batch' | 'nfqueue-npm' | 'nfqueue-npm-nolog' | 'aigate-1q' | 'aigate-2q' | 'aigate-defaults'
 
 export interface Variant {
   readonly id: VariantId
@@ -36,6 +36,14 @@ export const VARIANTS: Variant[] = [
   { id: 'aigate-1q', label: 'aigate, 1 queue', queues: [0], blocked: null },
   { id: 'aigate-2q', label: 'aigate, 2 queues', queues: [0, 1], blocked: null },
 ]
+
+/**
+ * The overload workload's gateway (not one of the compared VARIANTS): `aigate
+ * firewall up` and `aigate run` exactly as shipped, one queue. So the source
+ * budget (2000 packets/s, burst 4000) is on, the queue rules bypass when no
+ * daemon is bound, and a full queue drops (the daemon's default).
+ */
+export const DEFAULTS_VARIANT: Variant = { id: 'aigate-defaults', label: 'aigate, shipped defaults (1 queue)', queues: [0], blocked: null }
 
 /** Names the naive kernel-only variant drops wherever they appear in a forwarded packet. */
 export const STRING_NAMES = ['anthropic.com', 'claude.ai', 'claude.com', 'clau.de', 'anthropic.team']
@@ -122,6 +130,11 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths): Pr
     case 'aigate-1q': case 'aigate-2q':
       cmd = process.execPath
       args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--queues', v.id === 'aigate-1q' ? '0' : '0-1', '--log', paths.log, '--fail-closed']
+      ready = /running on queue/
+      break
+    case 'aigate-defaults':
+      cmd = process.execPath
+      args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--log', paths.log]
       ready = /running on queue/
       break
   }
