@@ -6,7 +6,7 @@ import { parseHttp, HttpHead, skipEmptyLines } from '../extract/http.js'
 import { NameOut, readName, type Name } from '../name/index.js'
 import { DecisionCache } from '../cache/index.js'
 import type { Decision, Action, EvasionDetail } from '../policy/index.js'
-import type { Ruleset } from './ruleset.js'
+import type { Ruleset } from '../rules/index.js'
 import { FlowTable, MAX_IMPLAUSIBLE, DEFAULT_MAX_FLOW_SEGMENTS, OFFLINE_MAX_FLOW_SEGMENTS, type Flow, type FlowLimits } from '../flow/index.js'
 import { parseQuicInitial, CryptoAssembler, QuicInfo } from '../extract/quic.js'
 import { LRUCache } from 'lru-cache'
@@ -65,6 +65,11 @@ const LF = 0x0a
 function laterTlsRecord (buf: Buffer, s: number, e: number): boolean {
   const c = buf[s] as number
   return e - s >= 3 && c >= 20 && c <= 24 && c !== 22 && buf[s + 1] === 0x03 && (buf[s + 2] as number) <= 0x04
+}
+
+/** TCP ports whose connections open with a name we read (TLS, DoT, HTTP): their SYNs are queued. */
+function opensWithName (port: number): boolean {
+  return port === PORT_HTTPS || port === PORT_HTTP || port === PORT_DOT
 }
 
 /** How a name on this TCP port would be seen, for a line about a flow we could not read. */
@@ -275,10 +280,20 @@ export class Classifier {
     const buf = view.buf
     const s = view.payloadStart
     const e = view.payloadEnd
-    if (view.proto === PROTO_TCP && (view.tcpFlags & TCP_SYN) !== 0 && this.flows.size > 0) {
+    if (view.proto === PROTO_TCP && (view.tcpFlags & TCP_SYN) !== 0) {
       // A new connection on these ports: nothing of an earlier one carries over.
-      const f = this.flows.get(FlowTable.keyOf(view), now)
-      if (f !== undefined) this.flows.delete(f)
+      if ((view.tcpFlags & TCP_ACK) === 0 && opensWithName(view.dstPort)) {
+        // The client's SYN: its stream starts right after it. Only a message
+        // there is the opening; data in the SYN (TCP Fast Open) is read too.
+        const f = this.flows.create(FlowTable.keyOf(view), now)
+        f.base = (view.seq + 1) >>> 0
+        f.synSeen = true
+        f.ttl = view.ttl
+        view.seq = f.base
+      } else if (this.flows.size > 0) {
+        const f = this.flows.get(FlowTable.keyOf(view), now)
+        if (f !== undefined) this.flows.delete(f)
+      }
     }
     if (e <= s) return 0
     if (view.proto === PROTO_TCP) {
@@ -330,6 +345,24 @@ export class Classifier {
       table.delete(flow)
       flow = undefined
     }
+    let synStart = false
+    if (flow !== undefined && flow.synSeen && flow.have === 0 && flow.pendingSeq.length === 0) {
+      const rel = (view.seq - flow.base) | 0
+      if (rel < 0) {
+        // Before the stream's first byte: the server drops it as old data (a
+        // decoy placed behind the stream). Not read, not a decision.
+        out.seen = seenOnPort(view.dstPort)
+        out.status = Status.NeedMore
+        this.#implausible(view, out, flow, now)
+        return
+      }
+      if (rel === 0 && starts) {
+        // The opening, right after the SYN: read in place, as with no state.
+        synStart = true
+        table.delete(flow)
+        flow = undefined
+      }
+    }
     if ((view.tcpFlags & TCP_URG) !== 0 && (flow !== undefined || starts)) {
       // Urgent data inside an opening: the server's kernel takes the urgent
       // byte out of the stream, we would read it in. Two stories.
@@ -372,6 +405,7 @@ export class Classifier {
       out.status = Status.NeedMore
       flow = table.create(key ?? FlowTable.keyOf(view), now)
       flow.ttl = view.ttl
+      flow.synSeen = synStart
       table.addSegment(flow, view.seq, buf, s, e, starts, now)
       if (out.seen === null) out.seen = seenOnPort(view.dstPort)
       return
@@ -390,7 +424,8 @@ export class Classifier {
       this.#implausible(view, out, flow, now)
       return
     }
-    table.addSegment(flow, view.seq, buf, s, e, starts, now)
+    // Where the stream starts is known from the SYN: no later segment moves it.
+    table.addSegment(flow, view.seq, buf, s, e, flow.synSeen ? view.seq === flow.base : starts, now)
     if (flow.have === 0) {
       out.status = Status.NeedMore
       if (flow.overflow || flow.packets >= table.limits.maxSegments) this.#noStart(view, out, flow, now)
@@ -452,8 +487,13 @@ export class Classifier {
     this.#evasion(view, out, flow, 'truncated', now)
   }
 
-  /** Pieces of a stream whose start never came, inline past the segment limit: an opening we did not see, or one hidden from us. */
+  /**
+   * Pieces of a stream whose start never came, past the segment limit: after
+   * a SYN we saw, an opening hidden from us (evasion); else, inline, an
+   * opening we did not see (midstream).
+   */
   #noStart (view: PacketView, out: Outcome, flow: Flow, now: number): void {
+    if (flow.synSeen) { this.#evasion(view, out, flow, 'segments', now); return }
     this.flows.delete(flow)
     if (this.inline) this.#midstream(view, out, flow.key, now)
   }

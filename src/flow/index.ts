@@ -67,6 +67,8 @@ export class Flow {
   overflow = false
   /** Packets of this flow seen. */
   packets = 0
+  /** The client's SYN was seen: `base` is where the stream starts, for certain. */
+  synSeen = false
   /** TTL (hop limit) of the flow's first segment: a later piece with fewer hops left cannot come from the same sender on the same path. */
   ttl = 0
   /** Packets ignored as implausible (see MAX_IMPLAUSIBLE). */

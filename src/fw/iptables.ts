@@ -13,6 +13,8 @@ import { resolveOptions, hex, queueTotals, type Firewall, type FirewallOptions, 
  *   mangle AIGATE  (priority -150: before the host's filter rules)
  *     syn-undecided     TCP SYN                           -> CONNMARK 0: a connection that reuses a
  *                                                                     conntrack entry starts undecided
+ *     queue-syn         TCP SYN to 80,443,853, ct NEW     -> NFQUEUE  the daemon learns where the stream
+ *                                                                     starts (and reads Fast Open data)
  *     queue-quic        UDP 443, >= 1200 bytes of payload,
  *                       long header, no packet mark       -> NFQUEUE  every Initial, whatever the port pair's
  *                                                                     mark: QUIC decisions belong to a DCID
@@ -210,6 +212,11 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
       // A SYN starts a connection undecided, also one that reuses a conntrack
       // entry (same ports after a reset): it never inherits the old verdict.
       rule('syn-undecided', ['-p', 'tcp', '-m', 'tcp', '--tcp-flags', 'FIN,SYN,RST,ACK', 'SYN'], ['-j', 'CONNMARK', '--set-xmark', `${hex(0)}/${mask}`]),
+      // The SYN of a new connection to a port that opens with a name: the daemon
+      // learns where the stream starts, so only a message right after it is the
+      // opening (a decoy placed elsewhere in the stream is not read) and data
+      // in the SYN (TCP Fast Open) is read. Not a SYN inside a live connection.
+      ...queued('queue-syn', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', '-m', 'tcp', '--tcp-flags', 'FIN,SYN,RST,ACK', 'SYN', '-m', 'conntrack', '--ctstate', 'NEW', ...unmarked]),
       // QUIC decisions belong to a connection (its DCID), not to the port pair:
       // every Initial is read, whatever the port pair's mark says.
       ...queued('queue-quic', quicInitial),
@@ -457,11 +464,14 @@ function statusFamily (ctx: ExecContext, o: Resolved, family: IpFamily, rules: R
       if (j.chain === 'FORWARD') hooks.add('forward')
       if (j.chain === 'OUTPUT') hooks.add('output')
     }
-    // A hot rule has no comment: it is named by its place in the chain `up` wrote.
-    const expected = wanted[table]
-    for (const [i, r] of cur.rules.filter((x) => x.chain === CHAIN).entries()) {
+    // A hot rule has no comment: it is named by its text as `up` wrote it
+    // (a rule someone inserted by hand does not shift the names).
+    // iptables-save prints marks without leading zeros (0x1000000, where we write 0x01000000).
+    const plain = (line: string): string => line.replace(/0x0*([0-9a-f])/gi, '0x$1')
+    const hotByLine = new Map(wanted[table].filter((h) => h.hot).map((h) => [plain(`-A ${CHAIN} ${h.args.map(restoreArg).join(' ')}`), h.name]))
+    for (const r of cur.rules.filter((x) => x.chain === CHAIN)) {
       const comment = optionValue(r.tokens, '--comment')
-      const byPlace = expected[i]?.hot === true ? expected[i].name : '?'
+      const byPlace = hotByLine.get(plain(r.line)) ?? '?'
       rules.push({
         family,
         table,

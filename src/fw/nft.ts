@@ -55,6 +55,8 @@ function rulesetFor (o: Resolved): string {
   const decide = [
     // 0. a SYN starts a connection undecided, also one that reuses a conntrack entry
     rule('syn-undecided', `tcp flags & (fin|syn|rst|ack) == syn counter ct mark set ct mark & ${keep}`),
+    //    the SYN of a new connection that opens with a name: where its stream starts
+    ...queued('queue-syn', `tcp dport { 80, 443, 853 } tcp flags & (fin|syn|rst|ack) == syn ct state new ${pkt(0)}`),
     //    every QUIC Initial (long header, >= 1200 bytes of payload), whatever the port pair's mark
     ...queued('queue-quic', `udp dport 443 ${pkt(0)} udp length >= 1208 @th,64,1 1`),
     // 1. a decided connection: later packets never reach userspace

@@ -25,7 +25,7 @@ const hexMark = (v: number): string => `0x${v.toString(16)}/0x${AIGATE_MARK_MASK
 // Pure parts: no root needed.
 
 const MANGLE_NAMES = [
-  'syn-undecided', 'queue-quic-over-budget', 'queue-quic', 'decided-accept', 'queue-dns-udp-over-budget', 'queue-dns-udp',
+  'syn-undecided', 'queue-syn-over-budget', 'queue-syn', 'queue-quic-over-budget', 'queue-quic', 'decided-accept', 'queue-dns-udp-over-budget', 'queue-dns-udp',
   'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http-over-budget', 'queue-tls-http', 'queue-dns-tcp-over-budget', 'queue-dns-tcp',
 ]
 
@@ -103,10 +103,13 @@ function chainLines (save: string, table: string, chain: string): string[] {
 // What `up` with the default options installs for IPv4, as iptables-save prints it.
 const BUDGET = '-m hashlimit --hashlimit-above 2000/sec --hashlimit-burst 4000 --hashlimit-mode srcip --hashlimit-name aigate'
 const QUIC_V4 = `-p udp -m udp --dport 443 -m mark --mark 0x0/0xf000000 -m length --length 1228:65535 -m bpf --bytecode "${QUIC_LONG_HEADER_BPF.ipv4}"`
+const SYN_V4 = '-p tcp -m multiport --dports 80,443,853 -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -m mark --mark 0x0/0xf000000'
 const TLS_V4 = `-p tcp -m multiport --dports 80,443,853 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}"`
 const DNS_TCP_V4 = `-p tcp -m tcp --dport 53 -m bpf --bytecode "${TCP_PAYLOAD_BPF.ipv4}"`
 const MANGLE_V4 = [
   '-A AIGATE -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "aigate:syn-undecided" -j CONNMARK --set-xmark 0x0/0xf000000',
+  `-A AIGATE ${SYN_V4} ${BUDGET} -m comment --comment "aigate:queue-syn-over-budget" -j DROP`,
+  `-A AIGATE ${SYN_V4} -m comment --comment "aigate:queue-syn" -j NFQUEUE --queue-num 0 --queue-bypass`,
   `-A AIGATE ${QUIC_V4} ${BUDGET} -m comment --comment "aigate:queue-quic-over-budget" -j DROP`,
   `-A AIGATE ${QUIC_V4} -m comment --comment "aigate:queue-quic" -j NFQUEUE --queue-num 0 --queue-bypass`,
   '-A AIGATE -m connmark --mark 0x1000000/0xf000000 -j RETURN',
@@ -325,8 +328,8 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
   }
   /** A test-only rule in mangle AIGATE, after "decided" and before "save": it sets the verdict mark the daemon would set on its NF_REPEAT. */
   const fakeVerdict = (mark: number, match: string[]): void => {
-    // Just before 'decided', as the daemon's verdict would be on the packet.
-    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', String(MANGLE_NAMES.indexOf('decided') + 1), '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
+    // Right after syn-undecided, before any queue rule, as if the packet came back with a verdict.
+    net.exec(gw, 'iptables', ['-t', 'mangle', '-I', 'AIGATE', '2', '-p', 'tcp', '--dport', '443', ...match, '-j', 'MARK', '--set-xmark', hexMark(mark)])
   }
 
   await t.test('bypass (the default): the flow passes, only its client packets with payload meet the queue rule', async (t) => {

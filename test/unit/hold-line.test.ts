@@ -165,3 +165,25 @@ t.test('HTTP: every pipelined request in a segment is decided; bytes behind a ch
   t.equal(feed(c, tcp4(tuple(80), 1, chunked)), 2, 'the head read, and unknown for what follows its body')
   t.equal(out.decisions[1]?.reason, 'unknown')
 })
+
+t.test('after the SYN, only a message right after it is the opening: a decoy behind the stream is not read; Fast Open data is', async (t) => {
+  const SYN = 0x02
+  const c = inline()
+  const tu = tuple()
+  const isn = 100000
+  t.equal(feed(c, tcp4(tu, isn, Buffer.alloc(0), SYN)), 0, 'the SYN')
+  t.equal(feed(c, tcp4(tu, isn + 1 - 40000, decoy)), 0, 'a decoy hello 40 kB behind the stream: no line')
+  t.equal(out.verdict, null)
+  t.equal(feed(c, tcp4(tu, isn + 1, blocked)), 1, 'the real hello at the stream\'s start')
+  t.equal(said(), 'vendor/- block api.anthropic.com', 'one line, for the real name')
+  // A hello split after the SYN: a piece placed as "a start" later cannot move the start.
+  const tu2 = tuple()
+  feed(c, tcp4(tu2, 5000, Buffer.alloc(0), SYN))
+  const cut = nameAt + 4
+  t.equal(feed(c, tcp4(tu2, 5001 + cut, blocked.subarray(cut))), 0, 'the second piece first')
+  t.equal(feed(c, tcp4(tu2, 5001, blocked.subarray(0, cut))), 1, 'then the first: read whole')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+  // TCP Fast Open: the hello rides in the SYN.
+  t.equal(feed(c, tcp4(tuple(), 9000, blocked, SYN)), 1, 'a hello in the SYN is read')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+})
