@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs'
 import { join, basename } from 'node:path'
-import { parsePattern, isPatternError, type Pattern } from '../match/pattern.js'
+import { parsePattern, isPatternError } from '../match/pattern.js'
+import type { ListEntry, VendorList } from '../rules/index.js'
 import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
 
 /**
@@ -17,16 +18,10 @@ import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
  * Problems are reported as `file:line: message`, all of them, not only the first.
  */
 
-export interface ListEntry { readonly pattern: Pattern, readonly line: number }
+export type { ListEntry, VendorList }
 
-export interface VendorList {
-  readonly vendor: string
-  readonly title: string
-  readonly category: string
-  readonly sources: readonly string[]
-  readonly file: string
-  readonly entries: readonly ListEntry[]
-}
+/** A rule file's name and the text read from it: what the main thread checked and the workers compile. */
+export interface FileText { readonly file: string, readonly text: string }
 
 export class ConfigError extends Error {
   readonly problems: readonly string[]
@@ -99,8 +94,12 @@ export function parseList (text: string, file: string, problems: string[], stric
   }
 }
 
-/** Read every `*.txt` list in a directory, sorted by name. Throws ConfigError listing all problems. */
-export function loadLists (dir: string, strict = false): VendorList[] {
+/**
+ * Read every `*.txt` list in a directory, sorted by name. Throws ConfigError
+ * listing all problems. `texts`, when given, receives each file's text as read
+ * and parsed, in the same order, for parseLists to compile again elsewhere.
+ */
+export function loadLists (dir: string, strict = false, texts?: FileText[]): VendorList[] {
   let names: string[]
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.txt')).sort()
@@ -121,8 +120,17 @@ export function loadLists (dir: string, strict = false): VendorList[] {
       problems.push(err.message)
       continue
     }
+    texts?.push({ file, text })
     lists.push(parseList(text, file, problems, strict))
   }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return lists
+}
+
+/** Parse lists already read (by loadLists): no file is opened. Throws ConfigError listing all problems. */
+export function parseLists (texts: readonly FileText[], strict = false): VendorList[] {
+  const problems: string[] = []
+  const lists = texts.map((t) => parseList(t.text, t.file, problems, strict))
   if (problems.length > 0) throw new ConfigError(problems)
   return lists
 }

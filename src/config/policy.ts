@@ -1,6 +1,6 @@
 import { LineCounter, Parser, parseDocument, isMap, isSeq, isScalar, type CST, type Node } from 'yaml'
 import { ACTIONS, parseCidr, type Action, type NetworkPolicy, type PolicyInput } from '../policy/index.js'
-import { parsePattern, isPatternError } from '../match/pattern.js'
+import { parsePattern, isPatternError, type Pattern } from '../match/pattern.js'
 import { ConfigError, stripBom } from './lists.js'
 import { MAX_POLICY_BYTES, readTextFile, ReadError } from './read.js'
 
@@ -59,15 +59,18 @@ export function nestingPastDepth (text: string, max: number): number {
 
 export interface KnownNames { readonly vendors: ReadonlySet<string>, readonly categories: ReadonlySet<string> }
 
-export function loadPolicy (file: string, known?: KnownNames): PolicyInput {
-  let text: string
+/** The policy file's text; a file that cannot be read is a ConfigError naming it. */
+export function readPolicy (file: string): string {
   try {
-    text = readTextFile(file, 'policy', MAX_POLICY_BYTES)
+    return readTextFile(file, 'policy', MAX_POLICY_BYTES)
   } catch (err) {
     if (err instanceof ReadError) throw new ConfigError([err.message])
     throw err
   }
-  return parsePolicy(text, file, known)
+}
+
+export function loadPolicy (file: string, known?: KnownNames): PolicyInput {
+  return parsePolicy(readPolicy(file), file, known)
 }
 
 export function parsePolicy (text: string, file: string, known?: KnownNames): PolicyInput {
@@ -133,7 +136,7 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
   const vendors = actionMap(top.get('vendors'), 'vendors')
   const categories = actionMap(top.get('categories'), 'categories')
 
-  const allow: string[] = []
+  const allow: Pattern[] = []
   const allowNode = top.get('allow')
   if (allowNode != null) {
     if (!isSeq(allowNode)) problems.push(`${at(allowNode)}: "allow" must be a list of names or patterns`)
@@ -142,7 +145,7 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
         const v = isScalar(item) ? String(item.value) : ''
         const p = parsePattern(v)
         if (isPatternError(p)) problems.push(`${at(item)}: allow: ${p.error}`)
-        else allow.push(p.text)
+        else allow.push(p)
       }
     }
   }

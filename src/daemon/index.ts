@@ -1,15 +1,18 @@
 import { Worker } from 'node:worker_threads'
-import { loadRuleset } from '../config/index.js'
+import { loadRules } from '../config/index.js'
 import { newWriteLock, daemonLogger, FdLines } from '../log/index.js'
-import type { WorkerConfig, FromWorker } from './worker.js'
+import type { WorkerConfig, FromWorker, ReloadMessage } from './worker.js'
 
 /**
  * `aigate run`: one worker thread per NFQUEUE (see worker.ts). The main
  * thread owns the signals: SIGTERM/SIGINT stop every worker (each answers
- * what it holds and closes its queue) and exit 0; SIGHUP validates the rules
- * and policy here first, then has every worker rebuild and swap; a bad file
- * is reported and the old rules stay. SIGHUP also reopens the --log file,
- * here and in every worker (logrotate). SIGUSR1 prints counters on stderr.
+ * what it holds and closes its queue) and exit 0. The rule files are read
+ * here, once at start and once per SIGHUP, and checked; the workers get the
+ * texts that passed and compile those (never the files again, which may have
+ * changed since), so what runs is what was checked. A bad file is reported
+ * at file:line: at start nothing runs, on SIGHUP the old rules stay. SIGHUP
+ * also reopens the --log file, here and in every worker (logrotate). SIGUSR1
+ * prints counters on stderr.
  */
 export interface RunOptions {
   queues: number[]
@@ -33,7 +36,7 @@ const say = (s: string): void => { process.stderr.write(`aigate: ${s}\n`) }
 
 export async function runDaemon (opts: RunOptions): Promise<void> {
   // Fail before any queue is bound when the rules or policy are wrong.
-  const rules = loadRuleset(opts.rulesDir, opts.policyFile)
+  const { ruleset: rules, texts } = loadRules(opts.rulesDir, opts.policyFile)
   const workerUrl = new URL('./worker.js', import.meta.url)
   const workers = new Map<number, Worker>()
   const waitFor = (type: FromWorker['type']): Promise<FromWorker[]> => Promise.all([...workers.values()].map((w) =>
@@ -52,7 +55,7 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     events[level]({ event: { kind: 'event', dataset: 'aigate.daemon', action }, ...fields }, message)
   }
   for (const q of opts.queues) {
-    const cfg: WorkerConfig = { queue: q, rulesDir: opts.rulesDir, policyFile: opts.policyFile, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen, logLock }
+    const cfg: WorkerConfig = { queue: q, rules: texts, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen, logLock }
     workers.set(q, new Worker(workerUrl, { workerData: cfg, name: `aigate-queue-${q}` }))
   }
   const started = await waitFor('ready')
@@ -86,8 +89,9 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     if (reopened !== null) say(`SIGHUP: cannot reopen the decision log (${reopened.code}): ${reopened.message}; lines go on to the old file`)
     for (const w of workers.values()) w.postMessage({ type: 'reopen' })
     try {
-      const next = loadRuleset(opts.rulesDir, opts.policyFile)
-      for (const w of workers.values()) w.postMessage({ type: 'reload' })
+      const { ruleset: next, texts } = loadRules(opts.rulesDir, opts.policyFile)
+      const reload: ReloadMessage = { type: 'reload', rules: texts }
+      for (const w of workers.values()) w.postMessage(reload)
       const msg = `SIGHUP: reloading ${next.lists.length} vendor lists, ${next.matcher.size} entries`
       say(msg)
       event('reload', { aigate: { lists: next.lists.length, entries: next.matcher.size, policy: opts.policyFile } }, msg)

@@ -4,14 +4,15 @@ import { Queue, QueueError, MAX_COPY_RANGE, META_STRIDE, META_OFFSET, META_LEN, 
 import { decodeIp, PacketView } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
-import { loadRuleset } from '../config/index.js'
+import { compileRules, type RuleTexts } from '../config/index.js'
 import { DecisionLog, FdLines, type LogExtra } from '../log/index.js'
 import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js'
 
 /**
  * One worker thread per queue: owns its queue, its compiled rules, its cache
  * and its log writer, so workers share nothing and never wait on each other.
- * Messages from the main thread: 'reload' (rebuild rules, swap), 'reopen'
+ * Messages from the main thread: 'reload' (compile the rule texts it carries,
+ * which the main thread read and checked, and swap), 'reopen'
  * (open the log file again, after logrotate), 'stop' (answer what is held,
  * close), 'stats'.
  *
@@ -25,8 +26,8 @@ import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js
  */
 export interface WorkerConfig {
   queue: number
-  rulesDir: string
-  policyFile: string
+  /** The rule files' texts the main thread read and checked; the worker opens no rule file. */
+  rules: RuleTexts
   cacheSize: number
   /** '-' for stdout, else a file path (appended). */
   log: string
@@ -34,6 +35,9 @@ export interface WorkerConfig {
   /** Shared by every worker's log writer (see FdLines). */
   logLock: SharedArrayBuffer
 }
+
+/** From the main thread: swap in these rules (read and checked there). */
+export interface ReloadMessage { type: 'reload', rules: RuleTexts }
 
 export type FromWorker =
   | { type: 'ready', queue: number }
@@ -75,7 +79,7 @@ const post = (m: FromWorker): void => port.postMessage(m)
 
 /** Opens the queue and everything it needs; returns the serving loop, or null when it could not (an 'error' was posted). */
 function start (): (() => void) | null {
-  const classifier = new Classifier(loadRuleset(cfg.rulesDir, cfg.policyFile), cfg.cacheSize, undefined, true)
+  const classifier = new Classifier(compileRules(cfg.rules), cfg.cacheSize, undefined, true)
   // Lines are gathered in a 64 KiB buffer and written as one run of whole
   // lines, under a lock all workers share (see FdLines), when the buffer is
   // full or LOG_FLUSH_MS after the first line waiting: a write(2) per line or
@@ -140,7 +144,7 @@ function start (): (() => void) | null {
   const onMessage = (m: { type: string }): boolean => {
     if (m.type === 'reload') {
       try {
-        classifier.swap(loadRuleset(cfg.rulesDir, cfg.policyFile))
+        classifier.swap(compileRules((m as ReloadMessage).rules))
         post({ type: 'reloaded', queue: cfg.queue, ok: true })
       } catch (err) {
         post({ type: 'reloaded', queue: cfg.queue, ok: false, message: (err as Error).message })

@@ -1,4 +1,5 @@
 import type { Rule } from '../match/trie.js'
+import type { Pattern } from '../match/pattern.js'
 
 /**
  * Policy: map (the rule a name matched, the client's network) to a Decision.
@@ -59,8 +60,8 @@ export interface PolicyInput {
   readonly default: Action
   readonly vendors: ReadonlyMap<string, Action>
   readonly categories: ReadonlyMap<string, Action>
-  /** Allow-exception patterns in list syntax. */
-  readonly allow: readonly string[]
+  /** Allow-exception patterns, parsed (and checked, at file:line) by config/policy.ts. */
+  readonly allow: readonly Pattern[]
   readonly networks: readonly NetworkPolicy[]
   /** A flow whose opening message names nothing readable: no SNI, an IP literal, not a host name, malformed, or past the limits (default allow: accept and log). */
   readonly unknown?: Action
