@@ -428,6 +428,15 @@ function checkEnv (): void {
   if (!existsSync(join(ROOT, 'native', 'build', 'Release', 'aigate_nfq.node'))) throw new Error('the NFQUEUE addon is not built: npm run build:native')
 }
 
+/** The commit built, and whether the work tree differed from it (what was measured is what `npm run build` compiled). */
+function gitTree (): string {
+  try {
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'src', 'native', 'test/bench'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    return dirty ? `${head} + uncommitted changes` : head
+  } catch { return 'unknown (no git)' }
+}
+
 async function main (): Promise<void> {
   const started = Date.now()
   checkEnv()
@@ -469,8 +478,9 @@ async function main (): Promise<void> {
     offloads = net.offloadsOn()
     if (offloads.length > 0) progress(`WARNING: offloads still on: ${offloads.join(', ')}`)
     if (!net.hasConntrackTool) progress('conntrack tool not found: the gateway conntrack table is not flushed between workloads')
-    progress(`namespaces ${net.client}, ${net.gw}, ${net.srv}; ${CFG.reps} repetition(s) x ${variants.length} variants x ${workloads.length} workloads` +
-      (RUN_OVERLOAD ? `; then overload: ${OCFG.kinds.length} floods x ${OCFG.rates.length} rates` : ''))
+    progress(`namespaces ${net.client}, ${net.gw}, ${net.srv}; ` +
+      (workloads.length > 0 ? `${CFG.reps} repetition(s) x ${variants.length} variants x ${workloads.length} workloads` : 'no compared workloads') +
+      (RUN_OVERLOAD ? `; overload: ${OCFG.kinds.length} floods x ${OCFG.rates.length} rates, once` : ''))
     if (workloads.length > 0) {
       for (let rep = 0; rep < CFG.reps; rep++) {
         for (const v of variants) {
@@ -493,12 +503,17 @@ async function main (): Promise<void> {
   const summary = summarizeAll(trials)
   const rs = ratios(trials, summary)
   const seconds = (Date.now() - started) / 1000
+  const tree = gitTree()
   out(`aigate bench:net (${QUICK ? 'quick' : 'full'}): ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Linux ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ` +
-    `node ${process.version}, ${new Date().toISOString()}`)
-  out(`${CFG.reps} repetition(s), variants interleaved in every repetition; each workload run unmeasured first (warm-up: ${WORKLOADS.map((w) => `${w} ${(CFG.warmS * WARM_FACTOR[w]).toFixed(1)} s`).join(", ")}); medians [min-max]; firewall backend ${backend}; ` +
-    `queue consumers fail-closed, queue length 1024; aigate and the npm baseline log decisions to ${LOG}; ` +
-    `kernel string variant drops ${STRING_NAMES.join(', ')}; gateway conntrack ${net.hasConntrackTool ? 'flushed' : 'not flushed'} before each workload; ` +
-    `veth offloads (gro, gso, tso): ${offloads.length === 0 ? 'all off' : `STILL ON: ${offloads.join(', ')}`}`)
+    `node ${process.version}, ${new Date().toISOString()}, tree ${tree}`)
+  if (workloads.length > 0) {
+    out(`${CFG.reps} repetition(s), variants interleaved in every repetition; each workload run unmeasured first (warm-up: ${WORKLOADS.map((w) => `${w} ${(CFG.warmS * WARM_FACTOR[w]).toFixed(1)} s`).join(", ")}); medians [min-max]; firewall backend ${backend}; ` +
+      `queue consumers fail-closed, queue length 1024; aigate and the npm baseline log decisions to ${LOG}; ` +
+      `kernel string variant drops ${STRING_NAMES.join(', ')}; gateway conntrack ${net.hasConntrackTool ? 'flushed' : 'not flushed'} before each workload; ` +
+      `veth offloads (gro, gso, tso): ${offloads.length === 0 ? 'all off' : `STILL ON: ${offloads.join(', ')}`}`)
+  } else {
+    out(`overload workload only (--overload); firewall backend ${backend}; gateway conntrack ${net.hasConntrackTool ? 'flushed' : 'not flushed (no conntrack tool)'} before each step; veth offloads (gro, gso, tso): ${offloads.length === 0 ? 'all off' : `STILL ON: ${offloads.join(', ')}`}`)
+  }
   out(`host CPU busy before the run: ${idleBusyPct.toFixed(0)}% (1-min load ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end)` +
     (idleBusyPct > 10 ? ': OTHER WORK WAS RUNNING, numbers are skewed' : ''))
   if (workloads.length > 0) {
@@ -520,7 +535,7 @@ async function main (): Promise<void> {
       bench: 'bench:net',
       mode: QUICK ? 'quick' : 'full',
       date: new Date().toISOString(),
-      env: { hostBusyBeforePct: idleBusyPct, loadStart: load0, loadEnd: load1, cpus: cpus().length, cpuModel: cpus()[0]?.model, kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), node: process.version, firewallBackend: backend, conntrackFlushed: net.hasConntrackTool, offloadsOn: offloads },
+      env: { tree, hostBusyBeforePct: idleBusyPct, loadStart: load0, loadEnd: load1, cpus: cpus().length, cpuModel: cpus()[0]?.model, kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), node: process.version, firewallBackend: backend, conntrackFlushed: net.hasConntrackTool, offloadsOn: offloads },
       config: { ...CFG, workloads, variants: variants.map((v) => v.id), stringNames: STRING_NAMES, dnsFixture: 'test/fixtures/dns/dig-9.18-udp-a.bin', helloFixture: 'test/fixtures/tls/curl-7.88-www.example.com.bin', log: LOG, queueMaxLen: 1024, failClosed: true },
       variants: variants.map((v) => ({ id: v.id, label: v.label, queues: v.queues, blocked: v.blocked })),
       summary,
