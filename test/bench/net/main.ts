@@ -18,7 +18,9 @@
  *            and an allowed name; aigate only, shipped defaults; run once,
  *            after the repetitions. --overload runs only this one (with
  *            --workloads too: those and this); --overload-rates N,N (0 =
- *            the sender's maximum), --overload-kinds quic,dns,tcp
+ *            the sender's maximum), --overload-kinds quic,dns,tcp; for
+ *            diagnosis only (the table then says NOT THE DEFAULTS):
+ *            --overload-source-budget N (0: none), --overload-fail-open
  * Variants (variants.ts): forwarding with no queue, the kernel string match,
  * the bare C accept loop per packet and batched, the nfqueue npm binding
  * with aigate's classifier, aigate with 1 and 2 queues.
@@ -81,6 +83,8 @@ const workloads = WORKLOADS.filter((w) => wlFilter === undefined ? !OVERLOAD_FLA
 const RUN_OVERLOAD = OVERLOAD_FLAG || wlFilter === undefined || wlFilter.includes('overload')
 const OCFG = { ...(QUICK ? OVERLOAD_QUICK : OVERLOAD_DEFAULTS) }
 if (opt('--overload-rates') !== undefined) OCFG.rates = (opt('--overload-rates') as string).split(',').map((x) => Math.max(0, Number(x)))
+if (opt('--overload-source-budget') !== undefined) OCFG.sourceBudget = Math.max(0, Number(opt('--overload-source-budget')))
+if (flag('--overload-fail-open')) OCFG.failOpen = true
 if (opt('--overload-kinds') !== undefined) OCFG.kinds = (opt('--overload-kinds') as string).split(',').filter((x): x is FloodKind => (FLOOD_KINDS as string[]).includes(x))
 const variants = VARIANTS.filter((v) => vFilter === undefined ? !(QUICK && v.diagnostic === true) : vFilter.includes(v.id))
 

@@ -24,7 +24,7 @@
  */
 import { status } from '../../../src/fw/index.js'
 import { BenchNet, OVERLOAD, hostCpu, kv } from './env.js'
-import { DEFAULTS_VARIANT, aigateStats, startVariant, stopVariant, type Consumer, type Paths } from './variants.js'
+import { DEFAULTS_VARIANT, aigateStats, startVariant, stopVariant, type Consumer, type Overrides, type Paths } from './variants.js'
 
 export type FloodKind = 'none' | 'quic' | 'dns' | 'tcp'
 export const FLOOD_KINDS: FloodKind[] = ['quic', 'dns', 'tcp']
@@ -39,6 +39,9 @@ export interface OverloadConfig {
   leadS: number
   intervalMs: number
   timeoutMs: number
+  /** Diagnosis only, not the shipped defaults: the firewall's source budget (0: none), and `aigate run --fail-open`. */
+  sourceBudget?: number
+  failOpen?: boolean
 }
 
 export const OVERLOAD_DEFAULTS: OverloadConfig = { rates: [5000, 20000, 60000, 0], kinds: FLOOD_KINDS, probeS: 3, leadS: 0.5, intervalMs: 100, timeoutMs: 1000 }
@@ -111,7 +114,9 @@ async function snap (net: BenchNet, c: Consumer): Promise<Snap> {
 }
 
 export async function runOverload (net: BenchNet, cfg: OverloadConfig, paths: Paths, netbench: string, hellos: { allowed: string, blocked: string[], flood: string }, progress: (s: string) => void): Promise<OverloadResult> {
-  const c = await startVariant(DEFAULTS_VARIANT, net, paths) as Consumer
+  const over: Overrides = { ...(cfg.sourceBudget === undefined ? {} : { sourceBudget: cfg.sourceBudget }), ...(cfg.failOpen === true ? { runArgs: ['--fail-open'] } : {}) }
+  const defaults = Object.keys(over).length === 0
+  const c = await startVariant(DEFAULTS_VARIANT, net, paths, over) as Consumer
   const rows: OverloadRow[] = []
   try {
     const steps: Array<{ kind: FloodKind, rate: number }> = [{ kind: 'none', rate: 0 }]
@@ -178,7 +183,9 @@ export async function runOverload (net: BenchNet, cfg: OverloadConfig, paths: Pa
   const blockedDataTotal = rows.reduce((n, r) => n + r.blockedDataAtServer, 0)
   return {
     config: cfg,
-    gateway: `${DEFAULTS_VARIANT.label}: firewall up({ queues: [0] }) defaults, aigate run --log ${paths.log}`,
+    gateway: defaults
+      ? `${DEFAULTS_VARIANT.label}: firewall up({ queues: [0] }) defaults, aigate run --log ${paths.log}`
+      : `NOT THE DEFAULTS (diagnosis): firewall up({ queues: [0]${over.sourceBudget === undefined ? '' : `, sourceBudget: ${over.sourceBudget}`} }), aigate run --log ${paths.log} ${(over.runArgs ?? []).join(' ')}`,
     flooder: OVERLOAD.flooder,
     prober: OVERLOAD.prober,
     rows,
@@ -200,8 +207,10 @@ export function printOverload (r: OverloadResult, out: (s: string) => void): voi
     `quic = random-DCID 1250-byte QUIC v1 Initials to UDP 443, dns = queries for random names to UDP 53, tcp = SYN + ClientHello on a new 5-tuple to TCP 443 ` +
     `(a new source port per datagram or connection); a second client (${r.prober}) every ${c.intervalMs} ms tries www.example.com (allowed) and claude.ai + ` +
     `api.anthropic.com (blocked) over TCP 443 (ClientHello, wait ${c.timeoutMs} ms for the answer), ${c.probeS} s per step after ${c.leadS} s of flood alone; ` +
-    `gateway: ${r.gateway}; counters are deltas over the step`)
-  const head = ['flood', 'asked/s', 'sent/s', 'at server/s', 'blocked ok', 'blk data@srv', 'allowed ok', 'p50/p99 ms', 'queued', 'over budget', 'daemon pkts', 'overloadDrop', 'userDrop', 'host CPU']
+    `gateway: ${r.gateway}; counters are deltas over the step: queued and over budget from the firewall's rules (status()), daemon pkts, overloadDrop ` +
+    `(the kernel's queue_dropped) and userDrop from SIGUSR1; unread = queued - daemon pkts, packets the queue rules sent that the daemon never read ` +
+    `(dropped when the queue was full; with --fail-open accepted unread, and then not in overloadDrop)`)
+  const head = ['flood', 'asked/s', 'sent/s', 'at server/s', 'blocked ok', 'blk data@srv', 'allowed ok', 'p50/p99 ms', 'queued', 'over budget', 'daemon pkts', 'unread', 'overloadDrop', 'userDrop', 'host CPU']
   const rows = r.rows.map((x) => [
     x.kind,
     x.kind === 'none' ? '-' : rateText(x.rate),
@@ -214,6 +223,7 @@ export function printOverload (r: OverloadResult, out: (s: string) => void): voi
     String(x.queued),
     String(x.overBudget),
     String(x.daemonPackets),
+    String(x.queued - x.daemonPackets),
     String(x.overloadDropped),
     String(x.userDropped),
     `${x.hostCpuPct.toFixed(0)}%${x.daemonAlive ? '' : ' DAEMON GONE'}`,

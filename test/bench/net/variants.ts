@@ -101,8 +101,11 @@ export interface Paths {
 /** Firewall (or string rules) for the variant; the consumer, started and ready; null for no consumer. */
 const profArgs = (p: Paths): string[] => p.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', p.cpuProfDir]
 
-export async function startVariant (v: Variant, net: BenchNet, paths: Paths): Promise<Consumer | null> {
-  if (v.queues !== null) backend = up({ netns: net.gw, queues: v.queues })
+/** Departures from the shipped defaults, for diagnosis only (the overload workload's --overload-source-budget, --overload-fail-open). */
+export interface Overrides { sourceBudget?: number, runArgs?: string[] }
+
+export async function startVariant (v: Variant, net: BenchNet, paths: Paths, over: Overrides = {}): Promise<Consumer | null> {
+  if (v.queues !== null) backend = up({ netns: net.gw, queues: v.queues, ...(over.sourceBudget === undefined ? {} : { sourceBudget: over.sourceBudget }) })
   if (v.id === 'kernel-string') {
     for (const name of STRING_NAMES) {
       net.sb.exec(net.gw, 'iptables', ['-w', '-A', 'FORWARD', '-m', 'string', '--algo', 'bm', '--string', name,
@@ -134,7 +137,7 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths): Pr
       break
     case 'aigate-defaults':
       cmd = process.execPath
-      args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--log', paths.log]
+      args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--log', paths.log, ...(over.runArgs ?? [])]
       ready = /running on queue/
       break
   }
