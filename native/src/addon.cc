@@ -27,6 +27,7 @@
 #include <new>
 
 #include "nfq.h"
+#include "quic_crypto.h"
 
 namespace {
 
@@ -532,5 +533,6 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok)
     return nullptr;
+  if (QuicCryptoInit(env, exports) != napi_ok) return nullptr;  // quicOpen, quicDerive (quic_crypto.cc)
   return exports;
 }

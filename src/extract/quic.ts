@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHmac, type Cipher } from 'node:
 import { Status } from '../util/status.js'
 import { u32 } from '../util/bytes.js'
 import { parseHandshake, TlsHello } from './tls.js'
+import { loadQuicCrypto, QUIC_SLOT_SIZE, type QuicCryptoAddon } from '../queue/index.js'
 
 /**
  * QUIC client Initial reader: decrypts the Initial packets of one UDP datagram
@@ -26,9 +27,12 @@ import { parseHandshake, TlsHello } from './tls.js'
  *   4. payload = AES-128-GCM-open(key, iv ^ pn, AAD = header)   (RFC 9001 §5.3)
  *   5. frames: PADDING, PING, ACK, CRYPTO (+ CONNECTION_CLOSE)  (RFC 9000 §12.4, §19)
  *
- * The only crypto primitives are node:crypto's (HMAC-SHA256, AES-128-ECB,
- * AES-128-GCM); nothing is hand-rolled. A failed GCM tag is a Malformed
- * packet, so a mutated payload can never yield a name.
+ * The only crypto primitives are OpenSSL's (HMAC-SHA256, AES-128-ECB,
+ * AES-128-GCM); nothing is hand-rolled. Steps 1-4 run in the addon
+ * (native/src/quic_crypto.cc, OpenSSL's EVP API, one call per packet) when it
+ * is built, and through node:crypto otherwise ({@link quicNativeCrypto});
+ * both give the same results. A failed GCM tag is a Malformed packet, so a
+ * mutated payload can never yield a name.
  *
  * Long header (RFC 9000 §17.2; RFC 9369 §3.2 for v2's type bits):
  *
@@ -256,9 +260,58 @@ const lastKeys = new InitialKeys()
 /** Keys of an assembler's original DCID when a datagram carries another one (see CryptoAssembler.dcid). */
 const connKeys = new InitialKeys()
 
+/**
+ * One DCID's keys in the addon's slot layout (native/src/quic_crypto.cc):
+ * the (version, DCID) they belong to is written here, and the addon derives
+ * the keys into the slot lazily (hp first, key and IV only for a packet whose
+ * reserved bits came out 0), as {@link InitialKeys} does.
+ */
+class NativeKeys {
+  readonly slot = Buffer.alloc(QUIC_SLOT_SIZE)
+  #empty = true
+  derivations = 0
+
+  /** Make the slot hold (version, b[off, off + len)), keeping the keys when it already does. */
+  select (version: number, b: Uint8Array, off: number, len: number): void {
+    const s = this.slot
+    if (!this.#empty && s[SLOT_DCID_LEN] === len && s.readUInt32LE(SLOT_VERSION) === version && sameBytes(s, SLOT_DCID, b, off, len)) return
+    s[SLOT_STATE] = 0
+    s[SLOT_DCID_LEN] = len
+    s.writeUInt32LE(version, SLOT_VERSION)
+    for (let i = 0; i < len; i++) s[SLOT_DCID + i] = b[off + i] as number
+    this.#empty = false
+    this.derivations++
+  }
+}
+// Slot fields JS writes and reads (quic_crypto.cc has the whole layout).
+const SLOT_STATE = 0
+const SLOT_DCID_LEN = 1
+const SLOT_VERSION = 4
+const SLOT_DCID = 8
+const SLOT_PN = 28
+
+const addon = loadQuicCrypto()
+/** The addon's crypto while it is used, null for node:crypto. */
+let native: QuicCryptoAddon | null = addon
+const lastSlot = new NativeKeys()
+const connSlot = new NativeKeys()
+/** Where the addon writes a plaintext; grown for a packet longer than any UDP payload (never on the wire). */
+let plainOut = Buffer.alloc(MAX_UDP_PAYLOAD)
+
+/**
+ * Whether Initials are opened by the addon (true) or node:crypto (false).
+ * `quicNativeCrypto(false)` switches this thread to node:crypto,
+ * `quicNativeCrypto(true)` back to the addon when it loaded (tests and the
+ * benchmark compare both). Returns the path in use afterwards.
+ */
+export function quicNativeCrypto (use?: boolean): boolean {
+  if (use !== undefined) native = use ? addon : null
+  return native !== null
+}
+
 /** How many HKDF derivations this module (thread) has done: a cache-hit counter for tests and metrics. */
 export function keyDerivations (): number {
-  return lastKeys.derivations + connKeys.derivations
+  return lastKeys.derivations + connKeys.derivations + lastSlot.derivations + connSlot.derivations
 }
 
 /**
@@ -594,8 +647,7 @@ function openInitial (b: Buffer, pkt: number, pnOff: number, pktEnd: number, key
  * CRYPTO frame to the assembler. Ok, or Malformed on any other frame type, a
  * length past the payload, or a CRYPTO frame past the cap.
  */
-function walkFrames (p: Buffer, asm: CryptoAssembler, out: QuicInfo): Status {
-  const end = p.length
+function walkFrames (p: Buffer, end: number, asm: CryptoAssembler, out: QuicInfo): Status {
   if (end === 0) return Status.Malformed // RFC 9000 §12.4: a packet MUST contain at least one frame
   let i = 0
   while (i < end) {
@@ -861,20 +913,42 @@ function walkPacket (buf: Buffer, off: number, start: number, end: number, versi
 /** decryptAndWalk: the packet does not open with any key we may use (mutated, or another connection's). */
 const NOT_AUTHENTIC = -1
 
+/** The payload the last successful {@link openWith} decrypted, in [0, its return value). */
+let plain: Buffer = plainOut
+
+/**
+ * Open buf[pkt, pktEnd) with the keys of (version, DCID src[off, off + len)),
+ * cached in `js` or `nat` (the path in use): the plaintext length (payload in
+ * {@link plain}, packet number in out.pn), or -1 when it does not authenticate.
+ */
+function openWith (js: InitialKeys, nat: NativeKeys, version: number, src: Uint8Array, off: number, len: number,
+  buf: Buffer, pkt: number, pnOff: number, pktEnd: number, out: QuicInfo): number {
+  if (native !== null) {
+    nat.select(version, src, off, len)
+    if (pktEnd - pnOff > plainOut.length) plainOut = Buffer.alloc(pktEnd - pnOff)
+    const n = native.quicOpen(nat.slot, buf, pkt, pnOff, pktEnd, plainOut)
+    if (n < 0) return -1
+    out.pn = nat.slot.readUInt32LE(SLOT_PN)
+    plain = plainOut
+    return n
+  }
+  if (!js.matches(version, src, off, len)) js.deriveHp(version, src, off, len)
+  const p = openInitial(buf, pkt, pnOff, pktEnd, js, out)
+  if (p === null) return -1
+  plain = p
+  return p.length
+}
+
 function decryptAndWalk (buf: Buffer, pkt: number, pnOff: number, pktEnd: number, version: number,
   dcidStart: number, dcidLen: number, asm: CryptoAssembler, out: QuicInfo): Status | typeof NOT_AUTHENTIC {
-  let keys = lastKeys
-  if (!keys.matches(version, buf, dcidStart, dcidLen)) keys.deriveHp(version, buf, dcidStart, dcidLen)
-  let plain = openInitial(buf, pkt, pnOff, pktEnd, keys, out)
-  if (plain === null && asm.dcidVersion === version &&
+  let n = openWith(lastKeys, lastSlot, version, buf, dcidStart, dcidLen, buf, pkt, pnOff, pktEnd, out)
+  if (n < 0 && asm.dcidVersion === version &&
       !(asm.dcidLen === dcidLen && sameBytes(asm.dcid, 0, buf, dcidStart, dcidLen))) {
     // A later Initial of a flow: the client changed DCID but keeps the first one's keys (RFC 9001 §5.2).
-    keys = connKeys
-    if (!keys.matches(version, asm.dcid, 0, asm.dcidLen)) keys.deriveHp(version, asm.dcid, 0, asm.dcidLen)
-    plain = openInitial(buf, pkt, pnOff, pktEnd, keys, out)
-    if (plain !== null) out.usedFlowKeys = true
+    n = openWith(connKeys, connSlot, version, asm.dcid, 0, asm.dcidLen, buf, pkt, pnOff, pktEnd, out)
+    if (n >= 0) out.usedFlowKeys = true
   }
-  if (plain === null) return NOT_AUTHENTIC
+  if (n < 0) return NOT_AUTHENTIC
   if (asm.dcidVersion === 0) {
     buf.copy(asm.dcid, 0, dcidStart, dcidStart + dcidLen)
     asm.dcidLen = dcidLen
@@ -882,5 +956,5 @@ function decryptAndWalk (buf: Buffer, pkt: number, pnOff: number, pktEnd: number
   }
   out.initials++
   out.authenticated = true
-  return walkFrames(plain, asm, out)
+  return walkFrames(plain, n, asm, out)
 }

@@ -231,6 +231,42 @@ function loadAddon(): Addon {
   throw new Error('native/build/Release/aigate_nfq.node not found: build it with npm run build:native', { cause: lastError })
 }
 
+/**
+ * The addon's QUIC Initial crypto (`native/src/quic_crypto.cc`, OpenSSL EVP),
+ * used by src/extract/quic.ts. A slot is a Uint8Array of `QUIC_SLOT_SIZE`
+ * bytes that holds one DCID's keys; the layout is in quic_crypto.cc.
+ */
+export interface QuicCryptoAddon {
+  readonly QUIC_SLOT_SIZE: number
+  /** Derive every key of the slot's (version, DCID) (tests). */
+  quicDerive(slot: Uint8Array): void
+  /** Header protection off + AES-128-GCM open of buf[pkt, pktEnd): plaintext length in `out`, or -1. */
+  quicOpen(slot: Uint8Array, buf: Uint8Array, pkt: number, pnOff: number, pktEnd: number, out: Uint8Array): number
+}
+
+/** Slot size quic_crypto.cc and src/extract/quic.ts agree on. */
+export const QUIC_SLOT_SIZE = 112
+
+/**
+ * The addon's QUIC crypto, or null when the addon is not built, does not load
+ * (e.g. libmnl missing), or has no QUIC crypto (an older build, or an OpenSSL
+ * without the algorithms). Never throws: offline `aigate classify` works
+ * without the addon, and quic.ts then uses node:crypto.
+ */
+export function loadQuicCrypto(): QuicCryptoAddon | null {
+  const require = createRequire(import.meta.url)
+  for (const rel of ADDON_PATHS) {
+    try {
+      const loaded = require(new URL(rel, import.meta.url).pathname) as Partial<QuicCryptoAddon>
+      if (typeof loaded.quicOpen !== 'function' || typeof loaded.quicDerive !== 'function' || loaded.QUIC_SLOT_SIZE !== QUIC_SLOT_SIZE) return null
+      return loaded as QuicCryptoAddon
+    } catch {
+      continue
+    }
+  }
+  return null
+}
+
 /** Bytes the addon needs free in the batch buffer beyond copyRange (NFQ_MSG_OVERHEAD in nfq.h). */
 export const MSG_OVERHEAD = 1024
 /** Largest copy range the kernel honours (NFQNL_MAX_COPY_RANGE = 0xffff - NLA_HDRLEN). */

@@ -11,9 +11,10 @@
  *   3. `aigate classify` packets/s on a large capture of real TLS and DNS
  *      packets with distinct flows, against ndpiReader and tshark on the same file
  *   4. QUIC random-DCID Initials (the flood of issue 11, class 5): ns per
- *      datagram through parseQuicInitial, against the crypto path it replaced
- *      (kept below as a reference function) and the TCP hello parse, in the
- *      same run. `npm run bench -- --quic` runs this section alone.
+ *      datagram through parseQuicInitial, with the addon's OpenSSL crypto
+ *      and with node:crypto, against the crypto path it replaced (kept below
+ *      as a reference function) and the TCP hello parse, in the same run.
+ *      `npm run bench -- --quic` runs this section alone.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto'
@@ -25,7 +26,7 @@ import { Matcher } from '../../src/match/trie.js'
 import { parsePattern, isPatternError } from '../../src/match/pattern.js'
 import { parseTls, TlsHello } from '../../src/extract/tls.js'
 import { parseDns, DnsQuery } from '../../src/extract/dns.js'
-import { parseQuicInitial, CryptoAssembler, QuicInfo, InitialKeys, QuicRefusal, QUIC_V1, INITIAL_SALT_V1, hkdfLabel } from '../../src/extract/quic.js'
+import { parseQuicInitial, CryptoAssembler, QuicInfo, InitialKeys, QuicRefusal, QUIC_V1, INITIAL_SALT_V1, hkdfLabel, quicNativeCrypto } from '../../src/extract/quic.js'
 import { Status } from '../../src/util/status.js'
 import { opsPerSec, summarize, fmt, type Sample } from './stats.js'
 import { runFlowBench } from './flows.js'
@@ -301,14 +302,18 @@ function benchQuicFlood (): void {
   // spell of the shared host hits all of them alike; medians over the runs.
   const loops: Array<(k: number) => void> = []
   let bad = 0
+  const hasNative = quicNativeCrypto()
+  const parseAll = (set: Buffer[], useNative: boolean) => (k: number): void => {
+    quicNativeCrypto(useNative)
+    for (let i = 0; i < k; i++) { const b = set[i % M] as Buffer; asm.reset(); if (parseQuicInitial(b, 0, SIZE, asm, q) !== Status.Malformed) bad++ }
+    quicNativeCrypto(hasNative)
+  }
   loops.push((k) => { for (let i = 0; i < k; i++) if (referenceOpen(naive[i % M] as Buffer, 6, 8, HEAD, SIZE)) bad++ })
-  loops.push((k) => {
-    for (let i = 0; i < k; i++) { const b = naive[i % M] as Buffer; asm.reset(); if (parseQuicInitial(b, 0, SIZE, asm, q) !== Status.Malformed) bad++ }
-  })
+  loops.push(parseAll(naive, true))
+  loops.push(parseAll(naive, false))
   loops.push((k) => { for (let i = 0; i < k; i++) if (referenceOpen(crafted[i % M] as Buffer, 6, 8, HEAD, SIZE)) bad++ })
-  loops.push((k) => {
-    for (let i = 0; i < k; i++) { const b = crafted[i % M] as Buffer; asm.reset(); if (parseQuicInitial(b, 0, SIZE, asm, q) !== Status.Malformed) bad++ }
-  })
+  loops.push(parseAll(crafted, true))
+  loops.push(parseAll(crafted, false))
   const times: number[][] = loops.map(() => [])
   for (const f of loops) f(500) // warm up
   for (let run = 0; run < RUNS + 2; run++) {
@@ -318,7 +323,7 @@ function benchQuicFlood (): void {
       ;(times[j] as number[]).push(Number(process.hrtime.bigint() - t0) / n)
     })
   }
-  const [ref, now, refCrafted, nowCrafted] = times.map((xs) => summarize(xs)) as [Sample, Sample, Sample, Sample]
+  const [ref, now, nowNode, refCrafted, nowCrafted, nowNodeCrafted] = times.map((xs) => summarize(xs)) as [Sample, Sample, Sample, Sample, Sample, Sample]
   const nsPer = (fn: (k: number) => void): Sample => {
     const s = opsPerSec(n, RUNS, fn)
     return { median: 1e9 / s.median, min: 1e9 / s.max, max: 1e9 / s.min, runs: s.runs }
@@ -342,14 +347,21 @@ function benchQuicFlood (): void {
       (base !== undefined ? `; ${(base.median / s.median).toFixed(1)}x cheaper than the reference` : '') +
       (tcp !== null ? `; ${(s.median / tcp.median).toFixed(0)}x a TCP hello parse` : ''))
   }
+  const path = hasNative ? 'addon (OpenSSL EVP)' : 'no addon: node:crypto'
   row('reference (the crypto path before the refusals), random payload', ref)
-  row('parseQuicInitial, random payload', now, ref)
+  row(`parseQuicInitial, ${path}, random payload`, now, ref)
+  row('parseQuicInitial, node:crypto, random payload', nowNode, ref)
   row('reference, reserved bits made 0 by the sender (needs the hp key)', refCrafted)
-  row('parseQuicInitial, reserved bits made 0 by the sender', nowCrafted, refCrafted)
+  row(`parseQuicInitial, ${path}, reserved bits made 0 by the sender`, nowCrafted, refCrafted)
+  row('parseQuicInitial, node:crypto, reserved bits made 0 by the sender', nowNodeCrafted, refCrafted)
   row('parseQuicInitial, refused before crypto (unknown version; 1199 bytes), per datagram', { ...refused, median: refused.median / 2, min: refused.min / 2, max: refused.max / 2 }, ref)
   if (tcp !== null) say(`TCP hello parse (curl, one segment): ${tcp.median.toFixed(0)} ns`)
   if (bad > 0) say(`  (${bad} datagrams authenticated or got another status: the rows are wrong)`)
-  results.quicFlood = { reference: ref, now, ratio: ref.median / now.median, referenceCrafted: refCrafted, nowCrafted, ratioCrafted: refCrafted.median / nowCrafted.median, refused, tcpHello: tcp }
+  results.quicFlood = {
+    native: hasNative, reference: ref, now, ratio: ref.median / now.median, nodeCrypto: nowNode, ratioNodeCrypto: ref.median / nowNode.median,
+    referenceCrafted: refCrafted, nowCrafted, ratioCrafted: refCrafted.median / nowCrafted.median,
+    nodeCryptoCrafted: nowNodeCrafted, ratioNodeCryptoCrafted: refCrafted.median / nowNodeCrafted.median, refused, tcpHello: tcp,
+  }
 }
 
 say(`aigate bench (${QUICK ? 'quick' : 'full'}): node ${process.version}, ${new Date().toISOString()}`)
