@@ -79,6 +79,8 @@ const Version kVersions[] = {
      "quic key", "quic iv", "quic hp"},
 };
 
+constexpr size_t kVersionCount = sizeof(kVersions) / sizeof(kVersions[0]);
+
 const Version* VersionOf(uint32_t v) {
   for (const Version& p : kVersions)
     if (p.version == v) return &p;
@@ -90,12 +92,16 @@ const Version* VersionOf(uint32_t v) {
 struct QuicCrypto {
   EVP_MAC* mac = nullptr;
   EVP_MAC_CTX* hmac = nullptr;  // HMAC with SHA-256 set once
+  // HMAC keyed with each version's salt once (HKDF-Extract's key never
+  // changes): EVP_MAC_init without a key restarts it from the keyed state.
+  EVP_MAC_CTX* salted[kVersionCount] = {};
   EVP_CIPHER* ecb = nullptr;
   EVP_CIPHER* gcm = nullptr;
   EVP_CIPHER_CTX* ecb_ctx = nullptr;  // AES-128-ECB, encrypt, no padding
   EVP_CIPHER_CTX* gcm_ctx = nullptr;  // AES-128-GCM, decrypt
 
   ~QuicCrypto() {
+    for (EVP_MAC_CTX* m : salted) EVP_MAC_CTX_free(m);
     EVP_CIPHER_CTX_free(gcm_ctx);
     EVP_CIPHER_CTX_free(ecb_ctx);
     EVP_CIPHER_free(gcm);
@@ -118,10 +124,25 @@ struct QuicCrypto {
     gcm_ctx = EVP_CIPHER_CTX_new();
     // The cipher is set once; each use only passes a key (and IV), which
     // re-keys the context without a new provider context.
-    return hmac && ecb_ctx && gcm_ctx && EVP_MAC_CTX_set_params(hmac, params) == 1 &&
-           EVP_EncryptInit_ex2(ecb_ctx, ecb, nullptr, nullptr, nullptr) == 1 &&
-           EVP_CIPHER_CTX_set_padding(ecb_ctx, 0) == 1 &&
-           EVP_DecryptInit_ex2(gcm_ctx, gcm, nullptr, nullptr, nullptr) == 1;
+    if (!hmac || !ecb_ctx || !gcm_ctx || EVP_MAC_CTX_set_params(hmac, params) != 1 ||
+        EVP_EncryptInit_ex2(ecb_ctx, ecb, nullptr, nullptr, nullptr) != 1 ||
+        EVP_CIPHER_CTX_set_padding(ecb_ctx, 0) != 1 ||
+        EVP_DecryptInit_ex2(gcm_ctx, gcm, nullptr, nullptr, nullptr) != 1)
+      return false;
+    for (size_t i = 0; i < kVersionCount; i++) {
+      salted[i] = EVP_MAC_CTX_dup(hmac);
+      if (!salted[i] || EVP_MAC_init(salted[i], kVersions[i].salt, sizeof(kVersions[i].salt), nullptr) != 1)
+        return false;
+    }
+    return true;
+  }
+
+  // HKDF-Extract(salt, ikm) = HMAC-SHA256(salt, ikm) (RFC 5869 §2.2) into out[32].
+  bool Extract(const Version* v, const uint8_t* ikm, size_t len, uint8_t* out) {
+    EVP_MAC_CTX* m = salted[v - kVersions];
+    size_t n = 0;
+    return EVP_MAC_init(m, nullptr, 0, nullptr) == 1 && EVP_MAC_update(m, ikm, len) == 1 &&
+           EVP_MAC_final(m, out, &n, kSecretLen) == 1 && n == kSecretLen;
   }
 
   // HMAC-SHA256(key, data) into out[32].
@@ -155,7 +176,7 @@ struct QuicCrypto {
   // RFC 9001 §5.2: initial_secret = HKDF-Extract(salt, DCID), client secret, hp key.
   bool DeriveHp(uint8_t* slot, const Version* v) {
     uint8_t initial[kSecretLen];
-    return Hmac(v->salt, sizeof(v->salt), slot + kDcid, slot[kDcidLen], initial) &&
+    return Extract(v, slot + kDcid, slot[kDcidLen], initial) &&
            ExpandLabel(initial, "client in", kSecretLen, slot + kSecret) &&
            ExpandLabel(slot + kSecret, v->hp, kKeyLen, slot + kHp);
   }

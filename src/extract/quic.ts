@@ -749,7 +749,9 @@ function sameBytes (a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, le
  * After the first packet, unreadable trailing bytes end the walk without
  * failing it. Cost: see `npm run bench` ("QUIC: random-DCID Initials"); a
  * new DCID costs 3 HMACs and an AES key schedule before its header
- * protection can be removed, 2 HMACs and the AEAD after that.
+ * protection can be removed, 2 HMACs and the AEAD after that: one addon call
+ * per packet (about 3 µs for a random-DCID Initial), or 4-7 node:crypto
+ * objects without the addon (about 10x that).
  * Never throws on wire bytes and never writes into `buf`.
  *
  * @example
