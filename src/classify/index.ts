@@ -125,6 +125,12 @@ function plausibleNext (view: PacketView, flow: Flow): boolean {
 class QuicWatch {
   /** The client answered the server: the allow is saved on the port pair (later Initials are still read). */
   saved = false
+  /**
+   * Decided on a version we cannot read: a readable hello that follows (the
+   * client's answer to version negotiation, or a connection behind a decoy)
+   * is decided on its own name, not called a second story.
+   */
+  versionOnly = false
   /** Datagrams ignored as implausible (see MAX_IMPLAUSIBLE). */
   implausible = 0
   constructor (
@@ -426,6 +432,13 @@ export class Classifier {
     }
     // Where the stream starts is known from the SYN: no later segment moves it.
     table.addSegment(flow, view.seq, buf, s, e, flow.synSeen ? view.seq === flow.base : starts, now)
+    if (flow.shed) {
+      // Its bytes went when the table ran past its byte bound: what it opened
+      // with can no longer be read.
+      this.#special(view, out, flow, this.ruleset.policy.unknown)
+      this.#final(out, flow.key, now)
+      return
+    }
     if (flow.have === 0) {
       out.status = Status.NeedMore
       if (flow.overflow || flow.packets >= table.limits.maxSegments) this.#noStart(view, out, flow, now)
@@ -578,7 +591,20 @@ export class Classifier {
     }
     if (out.status === Status.Unsupported && out.quic.unknownVersion && held === undefined) {
       // A version we cannot decrypt, that a server may speak: no name to read.
-      this.#quicFinal(view, out, key, this.ruleset.policy.nameless('quic-version'))
+      // Watched like a nameless allow: an Initial we can read later on the same
+      // port pair (a v1 connection behind the decoy) is still read.
+      out.count = 0
+      this.#special(view, out, null, this.ruleset.policy.nameless('quic-version'))
+      const d = out.verdict as Decision
+      if (d.action === 'allow' || d.action === 'monitor') {
+        const w = new QuicWatch(d, '', view.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
+        w.asm.reset()
+        w.versionOnly = true
+        this.quicFlows.set(key, w)
+        out.hold = true
+      } else {
+        this.quicFlows.set(key, d)
+      }
       return
     }
     if (out.quic.shortDcid && out.quic.authenticated) {
@@ -642,6 +668,16 @@ export class Classifier {
       if (st === Status.Ok || st === Status.NoName) {
         if (st === Status.Ok) this.#one(view, out, w.asm.hello.buf, w.asm.hello.sniStart, w.asm.hello.sniEnd, 0)
         const same = out.count > 0 ? out.names[0] === w.name : w.name === ''
+        if (!same && w.versionOnly && out.count > 0) {
+          // The first hello we can read on this port pair: its own decision.
+          const d = out.verdict as Decision
+          const next = new QuicWatch(d, out.names[0] as string, w.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
+          next.asm.restart()
+          next.asm.adoptDcid(w.asm)
+          this.quicFlows.set(key, d.action === 'allow' || d.action === 'monitor' ? next : d)
+          out.hold = d.action === 'allow' || d.action === 'monitor'
+          return
+        }
         w.asm.restart()
         if (!same) {
           out.status = st
@@ -706,7 +742,10 @@ export class Classifier {
   /** A packet of a watched (allowed) flow. */
   #watched (view: PacketView, out: Outcome, flow: Flow, buf: Buffer, s: number, e: number, now: number): void {
     const table = this.flows
-    if (!startsMessage(buf, s, e, view.dstPort)) {
+    // A warning alert a server skips, then a second hello, is a second opening
+    // too; change_cipher_spec (the client's usual next record) is data.
+    const c = buf[s] as number
+    if (!(c === 0x15 ? startsOpening(buf, s, e, view.dstPort) : startsMessage(buf, s, e, view.dstPort))) {
       out.count = 0
       out.status = Status.Ok
       out.verdict = flow.watchDecision as Decision

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parentPort, workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
-import { Queue, QueueError, MAX_COPY_RANGE, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
+import { Queue, QueueError, MAX_COPY_RANGE, NF_DROP, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
 import { decodeIp, PacketView } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
@@ -109,6 +109,8 @@ function start (): (() => void) | null {
   let bufView: Buffer | null = null
   let bufSource: Uint8Array | null = null
   let decided = 0
+  /** Queued packets whose IP/transport headers we could not read: dropped. */
+  let undecodable = 0
   queue.serveWith((b) => {
     if (b.buf !== bufSource) { bufSource = b.buf; bufView = Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength) }
     const buf = bufView as Buffer
@@ -120,7 +122,12 @@ function start (): (() => void) | null {
       const off = meta[r + META_OFFSET] as number
       let verdict = VERDICT_UNDECIDED
       let mark = MARK_KEEP
-      if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) === Status.Ok) {
+      if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) !== Status.Ok) {
+        // The firewall queues only packets that may open a flow; one we cannot
+        // decode (a header chain or length no stack sends) is not waved through.
+        verdict = NF_DROP
+        undecodable++
+      } else {
         const named = classifier.classify(view, out, now)
         if (out.verdict !== null && !out.hold) {
           verdict = VERDICT_DECIDED
@@ -161,7 +168,7 @@ function start (): (() => void) | null {
         type: 'stats',
         queue: cfg.queue,
         stats: {
-          ...s, ...kernel, decided, classified: classifier.stats.packets, implausible: classifier.flows.stats.implausible, tooManySegments: classifier.flows.stats.tooManySegments, logLines: sink.written, logLost: sink.lost, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
+          ...s, ...kernel, decided, undecodable, classified: classifier.stats.packets, implausible: classifier.flows.stats.implausible, tooManySegments: classifier.flows.stats.tooManySegments, logLines: sink.written, logLost: sink.lost, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
         } as unknown as Record<string, number>,
       })
     } else if (m.type === 'stop') {

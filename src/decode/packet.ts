@@ -17,8 +17,12 @@ const V6_DEST_OPTS = 60
 const V6_AH = 51
 /** Fragment Offset and M bits of the Fragment header (RFC 8200 §4.5); both 0 = atomic fragment. */
 const V6_FRAG_OFFSET_M = 0xfff9
-/** Bound on the extension-header chain, so a looping chain cannot stall us. */
-const MAX_V6_EXT_HEADERS = 8
+/**
+ * Bound on the extension-header chain. Each header moves on by at least 8
+ * bytes, so the packet's length already bounds the walk; a receiving Linux
+ * host walks as far (a 9-header chain is delivered), so we must too.
+ */
+const MAX_V6_EXT_HEADERS = 8192
 
 /** IPv4 fragment offset and MF bits (RFC 791 §3.1); DF (0x4000) is not a fragment. */
 const FRAG_OFFSET_MF = 0x3fff
@@ -87,7 +91,9 @@ export function decodeIp (buf: Buffer, start: number, end: number, view: PacketV
 function decodeV4 (buf: Buffer, start: number, end: number, view: PacketView): Status {
   if (end - start < 20) return Status.Malformed
   const ihl = ((buf[start] as number) & 0x0f) * 4
-  const total = u16(buf, start + 2)
+  let total = u16(buf, start + 2)
+  // BIG TCP (Linux 6.3+): a GRO packet over 64 KiB carries total length 0.
+  if (total === 0 && ihl >= 20) { total = end - start; view.truncated = true }
   if (ihl < 20 || total < ihl) return Status.Malformed
   let ipEnd = start + total
   if (ipEnd > end) { view.truncated = true; ipEnd = end }

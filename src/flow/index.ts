@@ -6,9 +6,14 @@ import type { PacketView } from '../decode/packet.js'
  * request head, DNS-over-TCP query) does not fit in one segment.
  *
  * Bounded by construction: at most `maxFlows` flows, at most `maxBytes`
- * buffered per flow (contiguous and out-of-order bytes together), and a flow
- * idle longer than `ttlMs` is forgotten. When the table is full the oldest
- * flow goes, and that is counted (`evicted`).
+ * buffered per flow (contiguous and out-of-order bytes together), at most
+ * `maxTotalBytes` buffered by all flows together, and a flow idle longer than
+ * `ttlMs` is forgotten. When the table is full the oldest flow goes, and that
+ * is counted (`evicted`). When the bytes are, the oldest flows holding bytes
+ * lose them and are marked `shed` (counted): the classifier gives them the
+ * policy's unknown. So one queue holds at most maxTotalBytes of segments
+ * (128 MiB by default) plus maxFlows small flow objects (about 20 MiB), not
+ * maxFlows x maxBytes (1 GiB).
  *
  * Overlap policy: the first copy of a byte wins, as a receiving Linux host
  * keeps data it already has in order. A later copy that disagrees marks the
@@ -20,6 +25,8 @@ export const DEFAULT_MAX_FLOWS = 65536
 /** Enough for a post-quantum ClientHello split any way (~1.8 kB) with room: RFC 8446 allows more, we stop here. */
 export const DEFAULT_MAX_FLOW_BYTES = 16384
 export const DEFAULT_FLOW_TTL_MS = 10000
+/** Bytes all flows of one table may hold together (8192 flows at maxBytes). */
+export const DEFAULT_MAX_TOTAL_FLOW_BYTES = 128 * 1024 * 1024
 /**
  * Segments an opening message may take, inline. The firewall queues every
  * segment with payload of a flow until it has a verdict, so this bounds the
@@ -43,7 +50,7 @@ export const MAX_IMPLAUSIBLE = 8
 /** Out-of-order segments held per flow. */
 const MAX_PENDING_SEGMENTS = 64
 
-export interface FlowLimits { maxFlows: number, maxBytes: number, ttlMs: number, maxSegments: number }
+export interface FlowLimits { maxFlows: number, maxBytes: number, maxTotalBytes: number, ttlMs: number, maxSegments: number }
 
 export class Flow {
   readonly key: string
@@ -63,6 +70,8 @@ export class Flow {
   lastSeen: number
   /** Bytes seen twice disagreed (overlap evasion). */
   disagree = false
+  /** The table ran past maxTotalBytes and took this flow's bytes (the oldest first). */
+  shed = false
   /** The flow ran past maxBytes without finishing its message. */
   overflow = false
   /** Packets of this flow seen. */
@@ -107,6 +116,8 @@ export class FlowStats {
   created = 0
   completed = 0
   evicted = 0
+  /** Flows whose bytes were taken back when the table ran past maxTotalBytes. */
+  shed = 0
   expired = 0
   overflowed = 0
   disagreements = 0
@@ -153,6 +164,7 @@ export class FlowTable {
     this.limits = {
       maxFlows: limits.maxFlows ?? DEFAULT_MAX_FLOWS,
       maxBytes: limits.maxBytes ?? DEFAULT_MAX_FLOW_BYTES,
+      maxTotalBytes: limits.maxTotalBytes ?? DEFAULT_MAX_TOTAL_FLOW_BYTES,
       maxSegments: limits.maxSegments ?? DEFAULT_MAX_FLOW_SEGMENTS,
       ttlMs: limits.ttlMs ?? DEFAULT_FLOW_TTL_MS,
     }
@@ -164,7 +176,8 @@ export class FlowTable {
       ttlResolution: 0,
       updateAgeOnGet: true,
       perf: { now: () => this.#now },
-      dispose: (_f, _k, reason) => {
+      dispose: (f, _k, reason) => {
+        this.#bytes -= f.data.length + f.pendingBytes
         if (reason === 'evict') this.stats.evicted++
         else if (reason === 'expire') this.stats.expired++
       },
@@ -172,6 +185,27 @@ export class FlowTable {
   }
 
   get size (): number { return this.#flows.size }
+
+  /** Bytes the flows hold now (buffers and out-of-order segments). */
+  get bytes (): number { return this.#bytes }
+  #bytes = 0
+
+  /** Past maxTotalBytes: the oldest flows holding bytes give them up until a quarter is free again. */
+  #shed (keep: Flow): void {
+    const target = this.limits.maxTotalBytes * 3 / 4
+    for (const f of this.#flows.rvalues()) {
+      if (this.#bytes <= target) break
+      if (f === undefined || f === keep || (f.data.length === 0 && f.pendingBytes === 0)) continue
+      this.#bytes -= f.data.length + f.pendingBytes
+      f.data = EMPTY
+      f.have = 0
+      f.pendingSeq = NO_SEQ
+      f.pendingData = NO_DATA
+      f.pendingBytes = 0
+      f.shed = true
+      this.stats.shed++
+    }
+  }
 
   /** Flows gathering a message (not merely watched after an allow, nor decided). O(flows): for tests and stats. */
   reassembling (): number {
@@ -231,6 +265,7 @@ export class FlowTable {
       if (f.have > 0) {
         pend(f, f.base, Buffer.from(f.data.subarray(0, f.have)))
         f.pendingBytes += f.have
+        this.#bytes += f.have
         f.have = 0
       }
       f.base = -1
@@ -254,6 +289,7 @@ export class FlowTable {
           f.pendingSeq.splice(i, 1)
           f.pendingData.splice(i, 1)
           f.pendingBytes -= d.length
+          this.#bytes -= d.length
           this.#place(f, (f.base + rel) >>> 0, d, 0, d.length)
           progress = true
           break
@@ -288,7 +324,9 @@ export class FlowTable {
     if (f.have + take > f.data.length) {
       const grown = Buffer.allocUnsafe(Math.min(this.limits.maxBytes, Math.max(f.data.length * 2, f.have + take, 256)))
       f.data.copy(grown, 0, 0, f.have)
+      this.#bytes += grown.length - f.data.length
       f.data = grown
+      if (this.#bytes > this.limits.maxTotalBytes) this.#shed(f)
     }
     buf.copy(f.data, f.have, from, from + take)
     f.have += take
@@ -303,5 +341,7 @@ export class FlowTable {
     // A copy: the packet buffer is reused for the next batch.
     pend(f, seq, Buffer.from(buf.subarray(s, e)))
     f.pendingBytes += e - s
+    this.#bytes += e - s
+    if (this.#bytes > this.limits.maxTotalBytes) this.#shed(f)
   }
 }

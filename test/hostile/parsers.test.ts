@@ -119,11 +119,13 @@ t.test('self-referencing and oversized inputs terminate with a failure', async (
   // TLS record claiming 2^14 + 1 bytes, handshake claiming 16 MiB.
   t.equal(parseTls(Buffer.from([0x16, 3, 1, 0x40, 0x01, 1, 0, 0, 0]), 0, 9, tls), Status.Malformed)
   t.equal(parseTls(Buffer.from([0x16, 3, 1, 0, 8, 1, 0xff, 0xff, 0xff, 0, 0, 0, 0]), 0, 13, tls), Status.Malformed)
-  // An IPv6 chain of 100 hop-by-hop headers is cut off, not walked forever.
+  // An IPv6 chain of 100 hop-by-hop headers that fills the packet: walked to
+  // its end (each header moves on 8 bytes at least), then Malformed: no
+  // upper-layer header is left. Never walked forever.
   const v6 = Buffer.alloc(40 + 100 * 8)
   v6[0] = 0x60; v6.writeUInt16BE(100 * 8, 4); v6[6] = 0
   for (let i = 0; i < 100; i++) v6[40 + i * 8] = 0
-  t.equal(decodeIp(v6, 0, v6.length, view), Status.Unsupported)
+  t.equal(decodeIp(v6, 0, v6.length, view), Status.Malformed)
   // HTTP head without an end, longer than the cap.
   const longHead = Buffer.from('GET / HTTP/1.1\r\n' + 'X-A: b\r\n'.repeat(2000))
   t.equal(parseHttp(longHead, 0, longHead.length, http), Status.Malformed)

@@ -187,3 +187,65 @@ t.test('after the SYN, only a message right after it is the opening: a decoy beh
   t.equal(feed(c, tcp4(tuple(), 9000, blocked, SYN)), 1, 'a hello in the SYN is read')
   t.equal(said(), 'vendor/- block api.anthropic.com')
 })
+
+t.test('the flow table is bounded in bytes: past it the oldest held flows give their bytes up and get unknown', async (t) => {
+  const c = new Classifier(ruleset, undefined, { maxTotalBytes: 64 * 1024 }, true)
+  const cut = nameAt + 4
+  const tus: Tuple[] = []
+  for (let i = 0; i < 400; i++) {
+    const tu = tuple()
+    tus.push(tu)
+    feed(c, tcp4(tu, 1, blocked.subarray(0, cut)))
+    if (c.flows.bytes > 64 * 1024) t.fail(`past the bound: ${c.flows.bytes}`)
+  }
+  t.ok(c.flows.stats.shed > 0, `${c.flows.stats.shed} flows shed`)
+  t.equal(feed(c, tcp4(tus[0] as Tuple, 1 + cut, blocked.subarray(cut))), 1, 'the oldest flow\'s rest arrives')
+  t.equal(said(), 'unknown/- allow ', 'its opening cannot be read any more: the policy\'s unknown')
+  t.equal(feed(c, tcp4(tus[399] as Tuple, 1 + cut, blocked.subarray(cut))), 1, 'the newest flow is whole')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+})
+
+t.test('QUIC: a datagram of a version we cannot read does not unlock the port pair for the connection that follows', async (t) => {
+  const dir = new URL('../fixtures/quic/', import.meta.url)
+  const dg = (n: number): Buffer => readFileSync(new URL(`chromium-156-v1-claude.ai-dg${n}.bin`, dir))
+  const c = inline()
+  const tu = tuple()
+  const unknown = Buffer.from(dg(1))
+  unknown.writeUInt32BE(0x1a2a3a4a, 1)
+  t.equal(feed(c, udp4(tu, unknown)), 1)
+  t.equal(said(), 'quic-version/- allow ')
+  t.equal(out.hold, true, 'not saved on the port pair')
+  t.equal(feed(c, udp4(tu, dg(1))), 0, 'the real v1 connection on the same port pair: its first datagram')
+  t.equal(feed(c, udp4(tu, dg(2))), 1, 'its second: read, and decided on its own name')
+  t.equal(said(), 'vendor/- block claude.ai')
+})
+
+t.test('a watched flow: a warning alert a server skips and a second hello behind it is a second story', async (t) => {
+  const alert = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x5a])
+  const c = inline()
+  const tu = tuple()
+  t.equal(feed(c, tcp4(tu, 1 - decoy.length, decoy)), 1, 'a decoy hello (no SYN seen: placed as the opening)')
+  t.equal(feed(c, tcp4(tu, 1, Buffer.concat([alert, blocked]))), 1, 'alert + the real hello')
+  t.equal(said(), 'evasion/second-hello block api.anthropic.com', 'the line names what the second hello read')
+})
+
+t.test('decode: what a receiving Linux host delivers is read (9 IPv6 extension headers, IPv4 BIG TCP with total length 0)', async (t) => {
+  const v = new PacketView()
+  // IPv6: 9 destination-options headers (8 bytes each) before TCP.
+  const ext = 9 * 8
+  const tcpLen = 20 + blocked.length
+  const b6 = Buffer.alloc(40 + ext + tcpLen)
+  b6[0] = 0x60; b6.writeUInt16BE(ext + tcpLen, 4); b6[6] = 60; b6[7] = 64
+  for (let i = 0; i < 9; i++) b6[40 + i * 8] = i === 8 ? 6 : 60 // next header; length 0 = 8 bytes
+  const tcp = 40 + ext
+  b6.writeUInt16BE(40000, tcp); b6.writeUInt16BE(443, tcp + 2); b6[tcp + 12] = 0x50; b6[tcp + 13] = PSH_ACK
+  blocked.copy(b6, tcp + 20)
+  t.equal(decodeIp(b6, 0, b6.length, v), Status.Ok, 'nine extension headers')
+  t.equal(v.payloadEnd - v.payloadStart, blocked.length)
+  // IPv4 BIG TCP: total length 0, the packet is as long as what was captured (and more).
+  const b4 = tcp4(tuple(), 1, blocked)
+  b4.writeUInt16BE(0, 2)
+  t.equal(decodeIp(b4, 0, b4.length, v), Status.Ok, 'total length 0')
+  t.equal(v.truncated, true, 'taken as cut: its end is past what we have')
+  t.equal(v.payloadEnd - v.payloadStart, blocked.length)
+})
