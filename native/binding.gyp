@@ -8,7 +8,10 @@
       "cflags": ["-fvisibility=hidden", "-Wall", "-Wextra", "-O2"],
       "cflags!": ["-O3"],
       "cflags_c": ["-std=gnu11"],
-      "cflags_cc": ["-std=c++17", "-fvisibility-inlines-hidden", "-fno-exceptions"]
+      "cflags_cc": ["-std=c++17", "-fvisibility-inlines-hidden", "-fno-exceptions"],
+      "conditions": [
+        ["node_shared_openssl=='true'", {"libraries": ["-lcrypto"]}]
+      ]
     }
   ]
 }

@@ -10,7 +10,10 @@
 // each); here the whole packet is one crossing.
 //
 // The OpenSSL symbols are Node's own (the node binary exports its bundled
-// libcrypto; the headers ship in node's include dir), so nothing is linked.
+// libcrypto; the headers ship in node's include dir, include/node/openssl),
+// so nothing is linked. A Node built with --shared-openssl (node_shared_openssl
+// in binding.gyp) links the system libcrypto instead, which that node has
+// loaded already; its headers then come from libssl-dev.
 //
 // JS side: src/extract/quic.ts (validation, the header walk, the DCID cache,
 // frames); the checks here only keep a wrong call from touching memory out of
