@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import {
   parseQuicInitial, CryptoAssembler, QuicInfo, InitialKeys, keyDerivations, quicNativeCrypto,
   QUIC_V1, QUIC_V2, QUIC_DRAFT29,
@@ -108,6 +109,32 @@ t.test('native calls that do not fit the contract throw, never touch memory out 
     try { a.quicOpen(s, b, 0, 20, 1200, Buffer.alloc(8)) } catch (err) { threw++; t.match(String(err), /shorter/) }
   }
   t.ok(threw > 0, 'reserved bits 0 with a short out: RangeError')
+})
+
+t.test('worker threads: each loads the addon with its own OpenSSL contexts, and ends cleanly', async (t) => {
+  // Plain JS in the workers (no TypeScript loader there): the addon directly.
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const a = require(workerData.addon)
+    const b = Buffer.from(workerData.packet)
+    const s = Buffer.alloc(a.QUIC_SLOT_SIZE)
+    const out = Buffer.alloc(2048)
+    let n = -2
+    for (let i = 0; i < 300; i++) {
+      s.fill(0); s[1] = 8; s.writeUInt32LE(1, 4); b.copy(s, 8, 6, 14)
+      n = a.quicOpen(s, b, 0, 18, b.length, out)
+    }
+    parentPort.postMessage({ n, pn: s.readUInt32LE(28), head: out.subarray(0, 8).toString('hex') })`
+  const packet = bin('rfc9001-a2-client-initial.bin')
+  const runs = await Promise.all(Array.from({ length: 4 }, () => new Promise<unknown>((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: { addon: ADDON, packet } })
+    let got: unknown = null
+    w.on('message', (m) => { got = m })
+    w.on('error', reject)
+    w.on('exit', (code) => { code === 0 ? resolve(got) : reject(new Error(`worker exit ${code}`)) })
+  })))
+  // RFC 9001 A.2: packet number 2, payload 1162 bytes starting with the CRYPTO frame 060040f1 010000ed.
+  for (const r of runs) t.same(r, { n: 1162, pn: 2, head: '060040f1010000ed' })
 })
 
 // --- differential: node:crypto and the addon on the same inputs ---------------
