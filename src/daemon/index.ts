@@ -41,11 +41,13 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
   const workers = new Map<number, Worker>()
   const waitFor = (type: FromWorker['type']): Promise<FromWorker[]> => Promise.all([...workers.values()].map((w) =>
     new Promise<FromWorker>((resolve) => {
-      const onMsg = (m: FromWorker): void => {
-        if (m.type === type || m.type === 'error') { w.off('message', onMsg); resolve(m) }
-      }
+      // Both listeners go when either fires: a SIGUSR1 or a reload must not
+      // leave one behind each time (MaxListenersExceededWarning after 10).
+      const done = (m: FromWorker): void => { w.off('message', onMsg); w.off('exit', onExit); resolve(m) }
+      const onMsg = (m: FromWorker): void => { if (m.type === type || m.type === 'error') done(m) }
+      const onExit = (): void => { done({ type: 'stopped', queue: -1 }) }
       w.on('message', onMsg)
-      w.once('exit', () => resolve({ type: 'stopped', queue: -1 }))
+      w.once('exit', onExit)
     })))
 
   const logLock = newWriteLock()
