@@ -380,7 +380,11 @@ export class Classifier {
     if (flow === undefined) {
       if (starts) {
         this.#read(view, out, buf, s, e)
-        if (out.status === Status.Ok && out.count > 0) { this.#watch(view, out, key, now); return }
+        if (out.status === Status.Ok && out.count > 0) {
+          if (out.seen === 'dns') this.#dnsCarry(key ?? FlowTable.keyOf(view), view.seq, buf, s, e, view.ttl, now)
+          this.#watch(view, out, key, now)
+          return
+        }
         if (unreadable(out)) {
           // A whole opening message with no name we can read: the same
           // decision as for one gathered over several segments, and an allow
@@ -459,6 +463,7 @@ export class Classifier {
     }
     table.delete(flow)
     table.stats.completed++
+    if (out.seen === 'dns' && out.status === Status.Ok) this.#dnsCarry(flow.key, flow.base, flow.data, 0, flow.have, flow.ttl, now)
     if (out.status !== Status.Ok || out.count === 0) {
       if (flow.watchName !== null && flow.watchName !== '') {
         // A second opening message we cannot read behind an allowed name: two stories.
@@ -880,18 +885,42 @@ export class Classifier {
   #dnsTcp (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number): void {
     let p = s
     let messages = 0
+    this.#dnsRest = -1
     for (;;) {
       const st = parseDnsTcp(buf, p, e, out.dns)
       if (st !== Status.Ok) {
-        // A partial message after whole ones: the whole ones are decided.
+        // A partial message after whole ones: the whole ones are decided, and
+        // the partial one is kept from its own start (#dnsCarry).
+        if (messages > 0 && st === Status.NeedMore) this.#dnsRest = p
         out.status = messages > 0 && st === Status.NeedMore ? Status.Ok : st
         return
       }
       this.#dns(view, out)
       messages++
       p += out.dns.consumed
-      if (p >= e || out.count >= MAX_QUESTIONS) { out.status = Status.Ok; return }
+      if (p >= e) { out.status = Status.Ok; return }
+      if (out.count >= MAX_QUESTIONS) {
+        // More queries than one outcome holds: the last slot says unknown for
+        // those we did not read (a server answers them all).
+        out.count--
+        this.#push(out, '' as Name, this.ruleset.policy.unknown, false, 0)
+        out.status = Status.Ok
+        return
+      }
     }
+  }
+
+  /** Where the partial DNS message after whole ones begins in the buffer #dnsTcp read, or -1. */
+  #dnsRest = -1
+
+  /** Keep the partial DNS message after whole ones as a flow of its own, starting at its length prefix. */
+  #dnsCarry (key: string, seq: number, buf: Buffer, s: number, e: number, ttl: number, now: number): void {
+    if (this.#dnsRest < 0) return
+    const rest = this.#dnsRest
+    this.#dnsRest = -1
+    const f = this.flows.create(key, now)
+    f.ttl = ttl
+    this.flows.addSegment(f, (seq + (rest - s)) >>> 0, buf, rest, e, true, now)
   }
 
   #dns (view: PacketView, out: Outcome): void {

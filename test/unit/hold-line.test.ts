@@ -249,3 +249,24 @@ t.test('decode: what a receiving Linux host delivers is read (9 IPv6 extension h
   t.equal(v.truncated, true, 'taken as cut: its end is past what we have')
   t.equal(v.payloadEnd - v.payloadStart, blocked.length)
 })
+
+/** A DNS query over TCP: the 2-byte length, then the message (RFC 1035 §4.2.2, RFC 7766). */
+function dnsTcp (name: string, id = 7): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')]))
+  const msg = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])])
+  return Buffer.concat([Buffer.from([msg.length >> 8, msg.length & 255]), msg])
+}
+
+t.test('DNS over TCP: a query split after a whole one is read from its own start; queries past the outcome\'s room add unknown', async (t) => {
+  const c = inline()
+  const tu = tuple(53)
+  const q1 = dnsTcp('www.example.com')
+  const q2 = dnsTcp('claude.ai', 8)
+  t.equal(feed(c, tcp4(tu, 1, Buffer.concat([q1, q2.subarray(0, 1)]))), 1, 'the whole query is decided')
+  t.equal(said(), 'default/- allow www.example.com')
+  t.equal(feed(c, tcp4(tu, 1 + q1.length + 1, q2.subarray(1))), 1, 'the rest of the second')
+  t.equal(said(), 'vendor/- block claude.ai')
+  const many = Buffer.concat([...Array.from({ length: 16 }, (_, i) => dnsTcp(`n${i}.example.com`, i)), dnsTcp('claude.ai', 99)])
+  t.equal(feed(c, tcp4(tuple(53), 1, many)), 16)
+  t.equal(out.decisions[15]?.reason, 'unknown', 'the 17th query was not read: unknown in the last slot')
+})
