@@ -185,7 +185,9 @@ function hkdfExpand32 (prk: Buffer, infoOne: Buffer): Buffer {
 }
 
 /**
- * Client Initial keys for one (version, DCID): the header-protection cipher
+ * Client Initial keys for one (version, DCID), through node:crypto (the path
+ * without the addon; the addon keeps its keys in {@link NativeKeys} slots,
+ * and the test sealer uses this class): the header-protection cipher
  * (AES-128-ECB, kept open and reused: `update()` of one 16-byte block returns
  * its encryption; no padding is ever flushed because final() is never
  * called), and the AEAD key and IV. RFC 9001 §5.4.3: mask = AES-ECB(hp_key,
