@@ -118,7 +118,37 @@ export const MIN_TRUSTED_TTL = 24
  */
 function plausibleNext (view: PacketView, flow: Flow): boolean {
   const ahead = (view.seq - flow.watchNext) | 0
-  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && view.ttl >= MIN_TRUSTED_TTL && ahead >= 0 && ahead < MAX_SEQ_AHEAD
+  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && view.ttl >= MIN_TRUSTED_TTL && ahead >= 0 && ahead < MAX_SEQ_AHEAD &&
+    !deadOnArrival(view)
+}
+
+/**
+ * TCP options a server drops a segment for, where we cannot check them: an
+ * MD5 signature (RFC 2385, kind 19) or TCP-AO (RFC 5925, kind 29) that a
+ * public server never agreed to. zapret's "md5sig" fooling makes fakes so.
+ */
+function deadOnArrival (view: PacketView): boolean {
+  const b = view.buf
+  for (let p = view.l4Start + 20; p < view.payloadStart;) {
+    const kind = b[p] as number
+    if (kind === 0) return false // end of options
+    if (kind === 1) { p++; continue } // no-op
+    if (kind === 19 || kind === 29) return true
+    const len = b[p + 1] as number
+    if (len < 2) return false
+    p += len
+  }
+  return false
+}
+
+/**
+ * Has the server answered since the watched hello? Data that acknowledges
+ * nothing more could have been sent before any answer, as a fake is (to save
+ * the allow before the real hello comes); a real client's next data (its
+ * Finished, its key exchange) follows the server's flight.
+ */
+function answered (view: PacketView, flow: Flow): boolean {
+  return ((view.ack - flow.watchAck) | 0) > 0
 }
 
 /** An allowed QUIC flow (Classifier #quicWatched): every later Initial is read. */
@@ -719,6 +749,7 @@ export class Classifier {
     f.watchName = namesOf(out)
     f.watchDecision = d
     f.watchTtl = f.ttl = from !== null ? from.ttl : view.ttl
+    f.watchAck = view.ack
     if (from !== null && from.base >= 0) {
       f.watchData = from.data.subarray(0, from.have)
       f.watchBase = from.base
@@ -736,6 +767,7 @@ export class Classifier {
     f.watchDecision = flow.watchDecision
     f.watchTtl = f.ttl = flow.watchTtl
     f.watchNext = flow.watchNext
+    f.watchAck = flow.watchAck
     f.watchData = flow.watchData
     f.watchBase = flow.watchBase
     f.implausible = flow.implausible
@@ -764,6 +796,12 @@ export class Classifier {
         return
       }
       if (copy > 0) { out.hold = true; return } // a retransmitted piece of the hello
+      if (plausibleNext(view, flow) && !answered(view, flow)) {
+        // Data before the server's answer (TLS early data, an HTTP body): held,
+        // not counted; only data that follows the answer ends the watch.
+        out.hold = true
+        return
+      }
       if (!plausibleNext(view, flow)) {
         // A fake "first data" (zapret's fake packets with low TTL, badseq,
         // datanoack) would end the watch and save the allow before the real

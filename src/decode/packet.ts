@@ -56,6 +56,8 @@ export class PacketView {
   dstPort = 0
   tcpFlags = 0
   seq = 0
+  /** TCP acknowledgment number (meaningful with ACK set). */
+  ack = 0
   /** Transport payload [payloadStart, payloadEnd) inside buf. */
   payloadStart = 0
   payloadEnd = 0
@@ -164,6 +166,7 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
     view.srcPort = u16(buf, off)
     view.dstPort = u16(buf, off + 2)
     view.seq = u32(buf, off + 4)
+    view.ack = u32(buf, off + 8)
     view.tcpFlags = buf[off + 13] as number
     view.payloadStart = off + dataOff
     view.payloadEnd = end

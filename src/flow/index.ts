@@ -98,6 +98,8 @@ export class Flow {
   /** TTL (hop limit) of the watched hello, and the sequence number just past it: see Classifier #watched. */
   watchTtl = 0
   watchNext = 0
+  /** Acknowledgment number of the watched hello: data that ends the watch acknowledges more (the server answered). */
+  watchAck = 0
   /**
    * The bytes of the hello that was decided, from sequence number watchBase,
    * when it was gathered over several segments: a later copy of any of them

@@ -245,7 +245,7 @@ t.test('an allowed flow: a retransmitted hello adds no line; the first data save
   t.equal(out.hold, true)
   t.equal(out.verdict?.action, 'allow')
   // TLS application data record from the client: the watch ends, the allow is saved.
-  t.equal(feed(c, tcp4(tu, 9 + hello.length, Buffer.from([0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb]))), 0)
+  t.equal(feed(c, tcp4(tu, 9 + hello.length, Buffer.from([0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb]), 0x18, 64, 4000)), 0)
   t.equal(out.verdict?.action, 'allow')
   t.equal(out.hold, false)
   t.equal(c.flows.reassembling(), 0)
