@@ -151,6 +151,19 @@ function answered (view: PacketView, flow: Flow): boolean {
   return ((view.ack - flow.watchAck) | 0) > 0
 }
 
+/**
+ * A segment of a watched HTTP flow that is part of the request we decided
+ * (its body, up to Content-Length) or only empty lines (servers skip them
+ * before the next request line, RFC 9112 §2.2): held, the next request is
+ * still to be read. Anything else after the body (a WebSocket frame after an
+ * upgrade) may end the watch.
+ */
+function httpHeld (view: PacketView, flow: Flow, buf: Buffer, s: number, e: number): boolean {
+  if (((view.seq - flow.watchNext) | 0) < 0) return true
+  const p = skipEmptyLines(buf, s, e)
+  return p === e
+}
+
 /** An allowed QUIC flow (Classifier #quicWatched): every later Initial is read. */
 class QuicWatch {
   /** The client answered the server: the allow is saved on the port pair (later Initials are still read). */
@@ -750,12 +763,15 @@ export class Classifier {
     f.watchDecision = d
     f.watchTtl = f.ttl = from !== null ? from.ttl : view.ttl
     f.watchAck = view.ack
+    // HTTP: the message ends after its body (Content-Length), which may run
+    // on past what we read; the watch waits for what comes after it.
+    const body = out.seen === 'http' && !out.http.bodyUnknown ? out.http.next : -1
     if (from !== null && from.base >= 0) {
       f.watchData = from.data.subarray(0, from.have)
       f.watchBase = from.base
-      f.watchNext = (from.base + from.have) >>> 0
+      f.watchNext = (from.base + Math.max(from.have, body)) >>> 0
     } else {
-      f.watchNext = (view.seq + (view.payloadEnd - view.payloadStart)) >>> 0
+      f.watchNext = (view.seq + Math.max(view.payloadEnd, body) - view.payloadStart) >>> 0
     }
     out.hold = true
   }
@@ -796,6 +812,7 @@ export class Classifier {
         return
       }
       if (copy > 0) { out.hold = true; return } // a retransmitted piece of the hello
+      if (view.dstPort === PORT_HTTP && httpHeld(view, flow, buf, s, e)) { out.hold = true; return }
       if (plausibleNext(view, flow) && !answered(view, flow)) {
         // Data before the server's answer (TLS early data, an HTTP body): held,
         // not counted; only data that follows the answer ends the watch.
@@ -831,6 +848,14 @@ export class Classifier {
       return
     }
     table.delete(flow)
+    if (out.seen === 'http') {
+      // HTTP/1.1 keeps a connection for many requests: each one is decided on
+      // its own hosts (a new line when they differ), and watched again.
+      if (namesOf(out) === flow.watchName) { out.count = 0; out.verdict = flow.watchDecision as Decision }
+      this.#watch(view, out, flow.key, now)
+      if (out.count === 0) out.hold = true
+      return
+    }
     if (namesOf(out) === flow.watchName) this.#holdAgain(out, flow, now)
     else this.#evasion(view, out, flow, 'second-hello', now)
   }

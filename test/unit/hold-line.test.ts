@@ -270,3 +270,29 @@ t.test('DNS over TCP: a query split after a whole one is read from its own start
   t.equal(feed(c, tcp4(tuple(53), 1, many)), 16)
   t.equal(out.decisions[15]?.reason, 'unknown', 'the 17th query was not read: unknown in the last slot')
 })
+
+t.test('HTTP keep-alive: a body and empty lines do not end the watch; the next request is read on its own hosts', async (t) => {
+  const c = inline()
+  const tu = tuple(80)
+  const post = Buffer.from('POST / HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: 5\r\n\r\n')
+  t.equal(feed(c, tcp4(tu, 1, post)), 1)
+  t.equal(said(), 'default/- allow www.example.com')
+  t.equal(out.hold, true)
+  let seq = 1 + post.length
+  t.equal(feed(c, tcp4(tu, seq, Buffer.from('hello'), PSH_ACK, 64, 900)), 0, 'the body')
+  t.equal(out.hold, true, 'held: the request is not over')
+  seq += 5
+  t.equal(feed(c, tcp4(tu, seq, Buffer.from('\r\n'), PSH_ACK, 64, 2000)), 0, 'an empty line after the answer')
+  t.equal(out.hold, true, 'held: servers skip it before the next request')
+  seq += 2
+  t.equal(feed(c, tcp4(tu, seq, Buffer.from('GET / HTTP/1.1\r\nHost: claude.ai\r\n\r\n'), PSH_ACK, 64, 3000)), 1, 'the second request')
+  t.equal(said(), 'vendor/- block claude.ai', 'decided on its own host')
+  // Another allowed host on the same connection: its own line, still watched.
+  const tu2 = tuple(80)
+  const get = (h: string): Buffer => Buffer.from(`GET / HTTP/1.1\r\nHost: ${h}\r\n\r\n`)
+  feed(c, tcp4(tu2, 1, get('www.example.com')))
+  t.equal(feed(c, tcp4(tu2, 1 + get('www.example.com').length, get('www.example.com'), PSH_ACK, 64, 100)), 0, 'the same host again: no line')
+  t.equal(out.hold, true)
+  t.equal(feed(c, tcp4(tu2, 1 + 2 * get('www.example.com').length, get('www.wikipedia.org'), PSH_ACK, 64, 200)), 1, 'another host: its line')
+  t.equal(out.hold, true, 'still watched')
+})
