@@ -279,10 +279,12 @@ export class Classifier {
     this.flows = new FlowTable({ maxSegments: inline ? DEFAULT_MAX_FLOW_SEGMENTS : OFFLINE_MAX_FLOW_SEGMENTS, ...flowLimits })
     this.quicFlows = new LRUCache<string, QuicGather | Decision | QuicWatch>({
       max: DEFAULT_MAX_QUIC_FLOWS,
+      updateAgeOnGet: true,
       ttl: flowLimits?.ttlMs ?? 10000,
       ttlResolution: 0,
       perf: { now: () => this.#now },
-      dispose: (v) => {
+      dispose: (v, k, reason) => {
+        if (v instanceof QuicGather && (reason === 'evict' || reason === 'expire')) this.flows.markLost(k)
         const a = v instanceof QuicWatch || v instanceof QuicGather ? v.asm : null
         if (a !== null && this.#quicPool.length < 64) this.#quicPool.push(a)
       },
@@ -418,6 +420,14 @@ export class Classifier {
       out.seen = seenOnPort(view.dstPort)
       out.status = Status.Malformed
       this.#evasion(view, out, flow ?? null, 'urgent', now)
+      return
+    }
+    if (flow === undefined && !starts && table.anyLost && table.takeLost(key ?? FlowTable.keyOf(view))) {
+      // The rest of an opening whose first part we held until the flow was
+      // forgotten (a pause past the table's idle time, or pushed out).
+      out.seen = seenOnPort(view.dstPort)
+      out.status = Status.Malformed
+      this.#evasion(view, out, null, 'expired', now)
       return
     }
     if (flow === undefined) {
@@ -621,6 +631,12 @@ export class Classifier {
       this.flows.stats.implausible++
       out.status = Status.NeedMore
       if (++held.implausible > MAX_IMPLAUSIBLE) this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible'))
+      return
+    }
+    if (held === undefined && this.flows.anyLost && this.flows.takeLost(key)) {
+      // The rest of a QUIC hello whose first datagrams we held until the
+      // flow was forgotten (a pause, or pushed out by a flood of new ones).
+      this.#quicFinal(view, out, key, this.ruleset.policy.evaded('expired'))
       return
     }
     let asm = held?.asm

@@ -47,6 +47,9 @@ export const OFFLINE_MAX_FLOW_SEGMENTS = 4096
  * evasion: a few are tolerated and ignored, a stream of them is a tool.
  */
 export const MAX_IMPLAUSIBLE = 8
+/** Keys of flows forgotten mid-opening that are remembered (FlowTable lost), and for how long. */
+const LOST_MAX = 16384
+const LOST_TTL_MS = 60000
 /** Out-of-order segments held per flow. */
 const MAX_PENDING_SEGMENTS = 64
 
@@ -120,6 +123,8 @@ export class FlowStats {
   evicted = 0
   /** Flows whose bytes were taken back when the table ran past maxTotalBytes. */
   shed = 0
+  /** Flows forgotten (idle or evicted) while they held part of an opening. */
+  lost = 0
   expired = 0
   overflowed = 0
   disagreements = 0
@@ -178,8 +183,11 @@ export class FlowTable {
       ttlResolution: 0,
       updateAgeOnGet: true,
       perf: { now: () => this.#now },
-      dispose: (f, _k, reason) => {
+      dispose: (f, k, reason) => {
         this.#bytes -= f.data.length + f.pendingBytes
+        // A flow that goes while it holds part of an opening: its rest must not
+        // pass as a stream whose start we never saw (see lost()).
+        if ((reason === 'evict' || reason === 'expire') && f.decided === null && (f.have > 0 || f.pendingBytes > 0)) this.markLost(k)
         if (reason === 'evict') this.stats.evicted++
         else if (reason === 'expire') this.stats.expired++
       },
@@ -187,6 +195,22 @@ export class FlowTable {
   }
 
   get size (): number { return this.#flows.size }
+
+  /**
+   * Flows forgotten (idle past ttlMs, or evicted) while they held part of an
+   * opening, remembered by key for a minute: the client that paused its hello
+   * (or had it pushed out) cannot pass the rest as a stream we never saw.
+   * Keys only, at most LOST_MAX of them.
+   */
+  readonly #lost = new LRUCache<string, true>({ max: LOST_MAX, ttl: LOST_TTL_MS, ttlResolution: 0, perf: { now: () => this.#now } })
+
+  markLost (key: string): void { this.#lost.set(key, true); this.stats.lost++ }
+
+  /** Was this flow forgotten mid-opening? (Asked once: the answer is taken.) */
+  takeLost (key: string): boolean { return this.#lost.delete(key) }
+
+  /** Any flow forgotten mid-opening is remembered (so a caller may skip building a key). */
+  get anyLost (): boolean { return this.#lost.size > 0 }
 
   /** Bytes the flows hold now (buffers and out-of-order segments). */
   get bytes (): number { return this.#bytes }

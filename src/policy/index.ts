@@ -27,9 +27,11 @@ export type UnknownReason = 'unknown' | 'midstream' | 'quic-version'
  * (URG data inside an opening: the server's kernel removes it, we would not),
  * `truncated` (a merged or oversized packet cut short before its name),
  * `implausible` (packets that cannot reach the server, again and again),
- * `short-dcid` (a QUIC first Initial with a DCID under 8 bytes).
+ * `short-dcid` (a QUIC first Initial with a DCID under 8 bytes), `expired`
+ * (the rest of an opening whose first part was held until the flow was
+ * forgotten: a pause past the idle time, or pushed out by a flood).
  */
-export type EvasionDetail = 'disagree' | 'second-hello' | 'segments' | 'urgent' | 'truncated' | 'implausible' | 'short-dcid'
+export type EvasionDetail = 'disagree' | 'second-hello' | 'segments' | 'urgent' | 'truncated' | 'implausible' | 'short-dcid' | 'expired'
 
 export interface Decision {
   readonly action: Action

@@ -20,9 +20,9 @@ const ruleset = loadRuleset()
 const URG_ACK = 0x30
 const PSH_ACK = 0x18
 
-function feed (c: Classifier, pkt: Buffer, end = pkt.length): number {
+function feed (c: Classifier, pkt: Buffer, end = pkt.length, now = 1): number {
   if (decodeIp(pkt, 0, end, view) !== Status.Ok) throw new Error('bad packet')
-  return c.classify(view, out, 1)
+  return c.classify(view, out, now)
 }
 /** What the outcome says, in one string: "reason/detail action name". */
 function said (): string {
@@ -295,4 +295,20 @@ t.test('HTTP keep-alive: a body and empty lines do not end the watch; the next r
   t.equal(out.hold, true)
   t.equal(feed(c, tcp4(tu2, 1 + 2 * get('www.example.com').length, get('www.wikipedia.org'), PSH_ACK, 64, 200)), 1, 'another host: its line')
   t.equal(out.hold, true, 'still watched')
+})
+
+t.test('an opening paused past the idle time (or pushed out) does not pass as a stream we never saw', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  const cut = nameAt - 20
+  t.equal(feed(c, tcp4(tu, 1, blocked.subarray(0, cut))), 0, 'the first part, no name yet')
+  t.equal(feed(c, tcp4(tu, 1 + cut, blocked.subarray(cut)), undefined, 11000), 1, 'the rest, 11 s later')
+  t.equal(said(), 'evasion/expired block ')
+  const dir = new URL('../fixtures/quic/', import.meta.url)
+  const dg = (n: number): Buffer => readFileSync(new URL(`chromium-156-v1-claude.ai-dg${n}.bin`, dir))
+  const q = inline()
+  const qt = tuple()
+  t.equal(feed(q, udp4(qt, dg(1))), 0, 'QUIC: the first datagram')
+  t.equal(feed(q, udp4(qt, dg(2)), undefined, 11000), 1, 'the second, 11 s later')
+  t.equal(said(), 'evasion/expired block ')
 })

@@ -195,7 +195,9 @@ t.test('the table stays at its cap under a flood of half hellos', async (t) => {
   t.equal(c.flows.stats.evicted, 19000)
   // Flows past their time are dropped when looked up.
   const tu: Tuple = { src: '10.0.78.31', dst: '10.9.0.2', sport: 40000, dport: 443 }
-  t.equal(feed(c, tcp4(tu, 207, bytes.subarray(200)), 1e9), 0, 'an expired flow does not complete')
+  t.equal(feed(c, tcp4(tu, 207, bytes.subarray(200)), 1e9), 1, 'an expired flow does not complete: its rest is evasion (expired)')
+  t.equal(out.decisions[0]?.detail, 'expired')
+  t.equal(c.flows.stats.lost, 19001, 'every flow forgotten mid-opening was remembered as lost')
 })
 
 function permutations (xs: number[]): number[][] {
