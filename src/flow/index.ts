@@ -187,7 +187,9 @@ export class FlowTable {
         this.#bytes -= f.data.length + f.pendingBytes
         // A flow that goes while it holds part of an opening: its rest must not
         // pass as a stream whose start we never saw (see lost()).
-        if ((reason === 'evict' || reason === 'expire') && f.decided === null && (f.have > 0 || f.pendingBytes > 0)) this.markLost(k)
+        // So is a connection whose SYN we saw and whose opening never came: data
+        // that is not an opening (old bytes behind its start, say) is not midstream.
+        if ((reason === 'evict' || reason === 'expire') && f.decided === null && (f.have > 0 || f.pendingBytes > 0 || (f.synSeen && f.watchName === null))) this.markLost(k)
         if (reason === 'evict') this.stats.evicted++
         else if (reason === 'expire') this.stats.expired++
       },

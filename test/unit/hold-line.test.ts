@@ -312,3 +312,15 @@ t.test('an opening paused past the idle time (or pushed out) does not pass as a 
   t.equal(feed(q, udp4(qt, dg(2)), undefined, 11000), 1, 'the second, 11 s later')
   t.equal(said(), 'evasion/expired block ')
 })
+
+t.test('a connection idle past the table\'s time after its SYN: old bytes behind its start are not midstream', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  feed(c, tcp4(tu, 5000, Buffer.alloc(0), 0x02))
+  t.equal(feed(c, tcp4(tu, 5001 - 100, Buffer.from([0x17, 0x03, 0x03, 0x00, 0x04, 1, 2, 3, 4])), undefined, 12000), 1, '12 s later, an app-data record behind the start')
+  t.equal(said(), 'evasion/expired block ', 'not midstream (which the example policy allows)')
+  const tu2 = tuple()
+  feed(c, tcp4(tu2, 7000, Buffer.alloc(0), 0x02))
+  t.equal(feed(c, tcp4(tu2, 7001, blocked), undefined, 12000), 1, 'a late but real opening is read')
+  t.equal(said(), 'vendor/- block api.anthropic.com')
+})
