@@ -148,7 +148,7 @@ function deadOnArrival (view: PacketView): boolean {
  * Finished, its key exchange) follows the server's flight.
  */
 function answered (view: PacketView, flow: Flow): boolean {
-  return ((view.ack - flow.watchAck) | 0) > 0
+  return !flow.watchAckKnown || ((view.ack - flow.watchAck) | 0) > 0
 }
 
 /**
@@ -779,6 +779,7 @@ export class Classifier {
     f.watchDecision = d
     f.watchTtl = f.ttl = from !== null ? from.ttl : view.ttl
     f.watchAck = view.ack
+    f.watchAckKnown = (view.tcpFlags & TCP_ACK) !== 0 // a hello in a SYN (Fast Open) acknowledges nothing
     // HTTP: the message ends after its body (Content-Length), which may run
     // on past what we read; the watch waits for what comes after it.
     const body = out.seen === 'http' && !out.http.bodyUnknown ? out.http.next : -1
@@ -800,6 +801,7 @@ export class Classifier {
     f.watchTtl = f.ttl = flow.watchTtl
     f.watchNext = flow.watchNext
     f.watchAck = flow.watchAck
+    f.watchAckKnown = flow.watchAckKnown
     f.watchData = flow.watchData
     f.watchBase = flow.watchBase
     f.implausible = flow.implausible

@@ -103,6 +103,7 @@ export class Flow {
   watchNext = 0
   /** Acknowledgment number of the watched hello: data that ends the watch acknowledges more (the server answered). */
   watchAck = 0
+  watchAckKnown = false
   /**
    * The bytes of the hello that was decided, from sequence number watchBase,
    * when it was gathered over several segments: a later copy of any of them
