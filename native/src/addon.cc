@@ -4,8 +4,8 @@
 // in; the checks here only keep a wrong call from corrupting memory.
 //
 //   init(QueueError)                    once per environment (main thread, worker)
-//   open(queueNum, options, onReadable) -> handle, or throws QueueError
-//   handle.start() / handle.stop()      watch the netlink fd with uv_poll (no thread, no busy poll)
+//   open(queueNum, options)             -> handle, or throws QueueError
+//   handle.wait(timeoutMs) -> boolean   block in poll(2) until the fd is readable (serving thread only)
 //   handle.read(buf, meta) -> count     meta: Uint32Array, META_STRIDE words per packet (below)
 //   handle.pending() -> boolean         kept messages that no fd event will announce
 //   handle.verdict(n, ids, verdicts, marks)
@@ -39,30 +39,20 @@ struct Addon {
   napi_ref queue_error = nullptr;  // the JS QueueError class
 };
 
-struct Queue;
-
-// The uv handle outlives Queue::Close until libuv's close callback, so it
-// lives in its own allocation together with the env-teardown hook it releases.
-struct Poll {
-  uv_poll_t handle;
-  Queue* queue = nullptr;  // null once closed
-  napi_async_cleanup_hook_handle hook = nullptr;
-};
-
+// Closed by close(), or by the finalizer: when JS drops it, and when its
+// thread ends with it open (Node-API runs every finalizer at environment
+// teardown, e.g. worker.terminate(); Close touches nothing else, so order
+// does not matter and no cleanup hook is needed).
 struct Queue {
-  napi_env env = nullptr;
   Addon* addon = nullptr;
   nfq_handle* nfq = nullptr;  // null once closed
-  Poll* poll = nullptr;
-  // Weak while not polling, strong while polling: a started queue stays
-  // alive (and open) by itself; a stopped one that JS drops is finalized,
-  // which closes it.
-  napi_ref on_readable = nullptr;
-  napi_async_context async = nullptr;
   uint32_t queue_num = 0;
-  bool polling = false;
 
-  void Close();
+  void Close() {
+    if (!nfq) return;
+    nfq_close(nfq);
+    nfq = nullptr;
+  }
 };
 
 #define CALL(env, call)                                     \
@@ -137,70 +127,10 @@ bool GetBoolProp(napi_env env, napi_value obj, const char* name, bool* out) {
   return napi_get_value_bool(env, v, out) == napi_ok;
 }
 
-void OnPollClosed(uv_handle_t* h) {
-  Poll* poll = static_cast<Poll*>(h->data);
-  // Tells Node the env-teardown hook is done (or unregisters it after a user close).
-  if (poll->hook) napi_remove_async_cleanup_hook(poll->hook);
-  delete poll;
-}
-
-void Queue::Close() {
-  if (!nfq) return;
-  if (poll) {
-    poll->queue = nullptr;
-    uv_poll_stop(&poll->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle), OnPollClosed);
-    poll = nullptr;
-  }
-  nfq_close(nfq);  // after uv_close: the fd is no longer in epoll
-  nfq = nullptr;
-  polling = false;
-  if (on_readable) {
-    napi_delete_reference(env, on_readable);
-    on_readable = nullptr;
-  }
-  if (async) {
-    napi_async_destroy(env, async);
-    async = nullptr;
-  }
-}
-
-// Registered with the Poll (not the Queue): a finalized Queue may be gone
-// while its uv_close is still pending, and then there is nothing to do.
-void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
-  Poll* poll = static_cast<Poll*>(arg);
-  if (poll->queue) poll->queue->Close();  // uv_close -> OnPollClosed releases the hook
-}
-
 void Finalize(napi_env, void* data, void*) {
   Queue* q = static_cast<Queue*>(data);
   q->Close();
   delete q;
-}
-
-void OnReadable(uv_poll_t* handle, int status, int) {
-  Poll* poll = static_cast<Poll*>(handle->data);
-  Queue* q = poll->queue;
-  if (!q || !q->on_readable) return;
-  (void)status;  // an fd error surfaces from the read() the callback makes
-  napi_env env = q->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value fn, global, result;
-  if (napi_get_reference_value(env, q->on_readable, &fn) == napi_ok && fn &&
-      napi_get_global(env, &global) == napi_ok) {
-    // make_callback (not call_function): runs nextTicks/microtasks afterwards, keeps async_hooks right.
-    if (napi_make_callback(env, q->async, global, fn, 0, nullptr, &result) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value err;
-        napi_get_and_clear_last_exception(env, &err);
-        napi_fatal_exception(env, err);  // process 'uncaughtException', as for any callback
-      }
-    }
-  }
-  napi_close_handle_scope(env, scope);
 }
 
 Queue* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
@@ -218,30 +148,6 @@ Queue* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* a
   do {                                                                                  \
     if (!(q)->nfq) return ThrowQueueError(env, (q)->addon, -EBADF, syscall, (q)->queue_num); \
   } while (0)
-
-napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Queue* q = Unwrap(env, info, &argc, nullptr);
-  if (!q) return nullptr;
-  REQUIRE_OPEN(env, q, "uv_poll_start");
-  if (q->polling) return nullptr;
-  int r = uv_poll_start(&q->poll->handle, UV_READABLE, OnReadable);
-  if (r < 0) return ThrowQueueError(env, q->addon, r, "uv_poll_start", q->queue_num);
-  q->polling = true;
-  CALL(env, napi_reference_ref(env, q->on_readable, nullptr));
-  return nullptr;
-}
-
-napi_value Stop(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Queue* q = Unwrap(env, info, &argc, nullptr);
-  if (!q) return nullptr;
-  if (!q->nfq || !q->polling) return nullptr;
-  uv_poll_stop(&q->poll->handle);
-  q->polling = false;
-  CALL(env, napi_reference_unref(env, q->on_readable, nullptr));
-  return nullptr;
-}
 
 napi_value Read(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -397,20 +303,18 @@ napi_value CloseMethod(napi_env env, napi_callback_info info) {
 
 napi_value Open(napi_env env, napi_callback_info info) {
   Addon* addon = nullptr;
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 2;
+  napi_value argv[2];
   CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, reinterpret_cast<void**>(&addon)));
   if (!addon->queue_error) return ThrowType(env, "init(QueueError) must be called first");
 
   uint32_t num;
   napi_valuetype t;
-  if (argc < 3 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_number ||
+  if (argc < 2 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_number ||
       napi_get_value_uint32(env, argv[0], &num) != napi_ok || num > 0xffff)
     return ThrowType(env, "queueNum must be an integer from 0 to 65535");
   if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_object)
     return ThrowType(env, "options must be an object");
-  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function)
-    return ThrowType(env, "onReadable must be a function");
 
   struct nfq_config cfg = {};
   uint32_t rcvbuf;
@@ -428,8 +332,8 @@ napi_value Open(napi_env env, napi_callback_info info) {
   cfg.gso = gso;
   cfg.verdict_batch = verdict_batch;
 
-  uv_loop_t* loop = nullptr;
-  CALL(env, napi_get_uv_event_loop(env, &loop));
+  napi_value obj;
+  CALL(env, napi_create_object(env, &obj));
 
   nfq_handle* h = nullptr;
   const char* step = "open";
@@ -437,44 +341,22 @@ napi_value Open(napi_env env, napi_callback_info info) {
   if (r < 0) return ThrowQueueError(env, addon, r, step ? step : "open", num);
 
   Queue* q = new (std::nothrow) Queue();
-  Poll* poll = new (std::nothrow) Poll();
-  if (!q || !poll) {
-    delete q;
-    delete poll;
+  if (!q) {
     nfq_close(h);
     return ThrowQueueError(env, addon, -ENOMEM, "malloc", num);
   }
-  q->env = env;
   q->addon = addon;
   q->nfq = h;
   q->queue_num = num;
-  r = uv_poll_init(loop, &poll->handle, nfq_fd(h));
-  if (r < 0) {
-    delete q;
-    delete poll;
-    nfq_close(h);
-    return ThrowQueueError(env, addon, r, "uv_poll_init", num);
-  }
-  poll->handle.data = poll;
-  poll->queue = q;
-  q->poll = poll;
-
-  // From here Close() undoes everything, so failures below just close.
-  napi_value obj, name, fd, max_msg;
-  if (napi_add_async_cleanup_hook(env, OnEnvTeardown, poll, &poll->hook) != napi_ok ||
-      napi_create_reference(env, argv[2], 0, &q->on_readable) != napi_ok ||
-      napi_create_object(env, &obj) != napi_ok ||
-      napi_create_string_utf8(env, "aigate:nfqueue", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, obj, name, &q->async) != napi_ok ||
-      napi_wrap(env, obj, q, Finalize, nullptr, nullptr) != napi_ok) {
+  if (napi_wrap(env, obj, q, Finalize, nullptr, nullptr) != napi_ok) {
     ThrowLastError(env);
     q->Close();
     delete q;
     return nullptr;
   }
+  // From here the finalizer owns q.
+  napi_value fd, max_msg;
   napi_property_descriptor props[] = {
-      {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"stop", nullptr, Stop, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"read", nullptr, Read, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"pending", nullptr, Pending, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"wait", nullptr, Wait, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -6,10 +6,14 @@
  * packet records and three verdict arrays are allocated when the queue is
  * opened and reused for every batch. No JS object is made per packet.
  *
+ * A queue is served from a thread whose only job is that queue (a daemon
+ * worker, src/daemon/worker.ts): it blocks in {@link Queue.wait} and answers
+ * what waits with {@link Queue.drain}, which calls the handler once per batch.
+ *
  * ```ts
- * import { Queue, META_STRIDE, META_ID, META_OFFSET, META_LEN, NF_ACCEPT } from './queue/index.js'
+ * import { Queue, META_STRIDE, META_OFFSET, META_LEN, NF_ACCEPT } from './queue/index.js'
  * const q = new Queue(0, { failOpen: true })
- * q.onBatch((b) => {
+ * q.serveWith((b) => {
  *   for (let i = 0; i < b.count; i++) {
  *     const r = i * META_STRIDE
  *     const packet = b.buf.subarray(b.meta[r + META_OFFSET]!, b.meta[r + META_OFFSET]! + b.meta[r + META_LEN]!)
@@ -17,6 +21,7 @@
  *   }
  *   return b.count
  * })
+ * for (;;) if (q.wait(1000)) q.drain()
  * ```
  *
  * @module
@@ -86,12 +91,12 @@ export interface QueueOptions {
   /** Receive GSO packets unsegmented (NFQA_CFG_F_GSO); cheaper, and we never rewrite packets. Default `true`. */
   gso?: boolean
   /**
-   * The handler answers every packet of its batch (returns `count`) and
-   * {@link Queue.sendVerdicts} is never used for held packets: then a run of
-   * packets with the same verdict and mark is answered with one
+   * The handler answers every packet of its batch (returns `count`): then a
+   * run of packets with the same verdict and mark is answered with one
    * NFQNL_MSG_VERDICT_BATCH message instead of one message each, less work
-   * for the kernel per packet. Default `false`: with held packets a batch
-   * verdict would answer them too.
+   * for the kernel per packet. Default `false`: the kernel applies a batch
+   * verdict to every queued packet up to the id it names, so one the handler
+   * left unanswered would be answered too.
    */
   verdictBatch?: boolean
   /** Socket receive buffer in bytes (SO_RCVBUFFORCE). Integer from 65536 to 1073741824. Default 8 MiB. */
@@ -149,14 +154,11 @@ export interface Batch {
 /**
  * Called once per batch. Write `verdicts[i]` (and `marks[i]` if the mark
  * must change) for `i < count` and return how many entries of `ids`,
- * `verdicts` and `marks` to send, normally `count`. To hold packets back
- * (e.g. a first data segment until the rest of a ClientHello arrives), put
- * only the decided ones into the first entries, return their number, and
- * answer the others later with {@link Queue.sendVerdicts}. A packet without a
+ * `verdicts` and `marks` to send, normally `count`. A packet left without a
  * verdict stays in the kernel queue; on close the kernel drops it.
  *
  * If the handler throws, nothing is sent for this batch and the exception
- * propagates as an uncaught exception.
+ * propagates out of {@link Queue.drain}.
  */
 export type BatchHandler = (batch: Batch) => number
 
@@ -181,8 +183,6 @@ Object.defineProperty(QueueError.prototype, 'name', { value: 'QueueError', enume
 interface NativeQueue {
   readonly fd: number
   readonly maxMessage: number
-  start(): void
-  stop(): void
   read(buf: Uint8Array, meta: Uint32Array): number
   pending(): boolean
   wait(timeoutMs: number): boolean
@@ -199,7 +199,6 @@ interface Addon {
   open(
     queueNum: number,
     options: { copyRange: number; maxLen: number; rcvbuf: number; failOpen: boolean; gso: boolean; verdictBatch: boolean },
-    onReadable: () => void,
   ): NativeQueue
 }
 
@@ -322,12 +321,16 @@ export function resolveOptions(options: QueueOptions = {}): Required<QueueOption
   }
 }
 
-/** Reads per wake-up before yielding to the event loop (fairness under a flood). */
-const MAX_READS_PER_WAKE = 16
+/**
+ * Reads per {@link Queue.drain} call: under a flood the serving thread still
+ * gets back to its other duties (messages from the main thread, log flushes).
+ */
+const MAX_READS_PER_DRAIN = 16
 
 /**
  * One bound NFQUEUE. Opening binds the queue immediately (packets start to
- * wait in the kernel); {@link onBatch} starts delivering them.
+ * wait in the kernel); {@link Queue.drain}, after {@link Queue.serveWith},
+ * hands them to the handler.
  */
 export class Queue {
   /** The queue number (iptables `--queue-num`). */
@@ -337,7 +340,6 @@ export class Queue {
   #batch: Batch
   #handler: BatchHandler | null = null
   #draining = false
-  #immediate: NodeJS.Immediate | null = null
 
   /**
    * Binds `queueNum` and configures it. Throws TypeError/RangeError for bad
@@ -351,7 +353,7 @@ export class Queue {
     this.queueNum = queueNum
     this.options = Object.freeze(o)
     try {
-      this.#native = native.open(queueNum, o, this.#onReadable)
+      this.#native = native.open(queueNum, o)
     } catch (err) {
       throw explainOpenError(err, queueNum)
     }
@@ -377,38 +379,22 @@ export class Queue {
   }
 
   /**
-   * Sets the batch handler and starts watching the socket (libuv poll on the
-   * fd: no thread, no busy loop). Calling it again replaces the handler.
-   */
-  onBatch(handler: BatchHandler): this {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
-    const native = this.#open()
-    this.#handler = handler
-    native.start()
-    // Packets that raced open() are kept in the addon and announce no fd event.
-    if (native.pending()) this.#schedule()
-    return this
-  }
-
-  /**
-   * Sets the batch handler without watching the socket: the caller serves
+   * Sets the batch handler; calling it again replaces it. The caller serves
    * the queue itself with {@link wait} and {@link drain}, from a thread whose
    * only job is this queue. Each packet then costs what it costs a C loop
    * (poll, recvmmsg, one verdict sendmsg), without an event-loop turn and
-   * a callback into JavaScript per wake-up. Stops event-loop watching if
-   * {@link onBatch} had started it.
+   * a callback into JavaScript per wake-up.
    */
   serveWith(handler: BatchHandler): this {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function')
-    this.pause()
     this.#handler = handler
     return this
   }
 
   /**
    * Blocks the calling thread until packets wait or `timeoutMs` pass; true
-   * when {@link drain} will find something. Only for {@link serveWith}: it
-   * blocks the event loop of the thread that calls it.
+   * when {@link drain} will find something. It blocks the event loop of the
+   * thread that calls it.
    */
   wait(timeoutMs: number): boolean {
     checkInt('timeoutMs', timeoutMs, 0, 0x7fffffff, 'timeoutMs')
@@ -417,65 +403,7 @@ export class Queue {
 
   /** Reads and hands to the handler whatever waits (a bounded number of reads); returns the packets handled. */
   drain(): number {
-    return this.#drain()
-  }
-
-  /** Stops watching the socket; packets wait in the kernel until {@link onBatch} or close. */
-  pause(): void {
-    this.#native?.stop()
-    if (this.#immediate) clearImmediate(this.#immediate)
-    this.#immediate = null
-    this.#handler = null
-  }
-
-  /**
-   * Sends `n` verdicts outside a handler (for packets held back): `ids[i]`
-   * gets `verdicts[i]` and `marks[i]` (MARK_KEEP leaves the mark). One
-   * sendmsg for up to 1638 verdicts.
-   */
-  sendVerdicts(n: number, ids: Uint32Array, verdicts: Uint32Array, marks: Uint32Array): void {
-    this.#open().verdict(n, ids, verdicts, marks)
-  }
-
-  /** Counters since open (zeros after close). */
-  stats(): QueueStats {
-    return this.#native ? this.#native.stats() : { packets: 0, batches: 0, enobufs: 0, recvErrors: 0, sendErrors: 0, verdicts: 0, verdictErrors: 0 }
-  }
-
-  /** Unbinds the queue; the kernel drops packets still waiting for a verdict. Idempotent. */
-  close(): void {
-    if (this.#immediate) clearImmediate(this.#immediate)
-    this.#immediate = null
-    this.#handler = null
-    this.#native?.close()
-    this.#native = null
-  }
-
-  #open(): NativeQueue {
-    if (this.#native === null) throw new QueueError(`NFQUEUE ${this.queueNum} is closed`, 'EBADF', -9, 'closed')
-    return this.#native
-  }
-
-  #schedule(): void {
-    if (this.#immediate === null) this.#immediate = setImmediate(this.#onImmediate)
-  }
-
-  #onImmediate = (): void => {
-    this.#immediate = null
-    this.#onReadable()
-  }
-
-  /** The last #drain stopped at MAX_READS_PER_WAKE with more perhaps waiting. */
-  #spent = false
-
-  #onReadable = (): void => {
-    this.#drain()
-    // Still busy: the fd stays readable (level-triggered), but kept messages do not.
-    if (this.#spent && this.#native?.pending() === true && this.#handler !== null) this.#schedule()
-  }
-
-  #drain(): number {
-    if (this.#draining) return 0 // a handler must not re-enter; the next wake-up resumes
+    if (this.#draining) return 0 // a handler must not re-enter; the next drain resumes
     const native = this.#native
     const handler = this.#handler
     if (native === null || handler === null) return 0
@@ -483,9 +411,8 @@ export class Queue {
     const { buf, meta, ids, verdicts, marks } = b
     let handled = 0
     this.#draining = true
-    this.#spent = false
     try {
-      for (let reads = 0; reads < MAX_READS_PER_WAKE; reads++) {
+      for (let reads = 0; reads < MAX_READS_PER_DRAIN; reads++) {
         const n = native.read(buf, meta)
         if (n === 0) {
           if (native.pending()) continue
@@ -503,17 +430,33 @@ export class Queue {
           throw new RangeError(`batch handler must return an integer from 0 to ${ids.length}, got ${String(send)}`)
         }
         if (send > 0) native.verdict(send, ids, verdicts, marks)
-        if (this.#native === null || this.#handler !== handler) return handled // closed or paused inside
+        if (this.#native === null || this.#handler !== handler) return handled // closed or replaced inside
         // A short batch means the socket was empty (the buffer holds more than
-        // batchSize messages): skip the read that would only say so. The fd is
-        // level-triggered, so anything that arrived since wakes us again.
+        // batchSize messages): skip the read that would only say so; anything
+        // that arrived since makes the next wait() return at once.
         if (n < ids.length && !native.pending()) return handled
       }
-      this.#spent = true
       return handled
     } finally {
       this.#draining = false
     }
+  }
+
+  /** Counters since open (zeros after close). */
+  stats(): QueueStats {
+    return this.#native ? this.#native.stats() : { packets: 0, batches: 0, enobufs: 0, recvErrors: 0, sendErrors: 0, verdicts: 0, verdictErrors: 0 }
+  }
+
+  /** Unbinds the queue; the kernel drops packets still waiting for a verdict. Idempotent. */
+  close(): void {
+    this.#handler = null
+    this.#native?.close()
+    this.#native = null
+  }
+
+  #open(): NativeQueue {
+    if (this.#native === null) throw new QueueError(`NFQUEUE ${this.queueNum} is closed`, 'EBADF', -9, 'closed')
+    return this.#native
   }
 }
 

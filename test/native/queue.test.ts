@@ -2,7 +2,8 @@
 // namespace with iptables NFQUEUE rules on loopback, runs the queue side in a
 // child Node process inside it (fixtures/queue-child.ts: a netlink socket
 // belongs to the namespace of the process that opens it), and sends and
-// receives UDP with python3 inside the same namespace.
+// receives UDP with python3 inside the same namespace. The child serves its
+// queues as a daemon worker does: serveWith, then wait/drain blocking its thread.
 import t from 'tap'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -14,6 +15,7 @@ import {
   NF_DROP,
   NF_REPEAT,
   PKT_TRUNCATED,
+  VERDICT_UNSET,
 } from '../../src/queue/index.js'
 import { MARK_ACCEPT, AIGATE_MARK_MASK } from '../../src/verdict/marks.js'
 
@@ -119,20 +121,26 @@ interface Reply {
   stats?: Record<string, number>
   closed?: boolean
 }
-interface BatchEvent {
-  event: 'batch'
+interface Served extends Reply {
+  handled: number
+  batches: { count: number; packets: Packet[] }[]
+}
+interface ServeArgs {
   name: string
-  count: number
-  packets: Packet[]
+  verdict: number
+  /** Serve until this many packets were handled ... */
+  n: number
+  /** ... and then this long more (to see packets that should not come). */
+  lingerMs?: number
+  mark?: number
+  mode?: 'hold-first' | 'unknown-id'
 }
 
 /** A queue-child.ts process in the namespace, driven by JSON lines. */
 class Child {
   readonly proc: ChildProcess
-  readonly batches: BatchEvent[] = []
   #next = 1
   #waiting = new Map<number, (r: Reply) => void>()
-  #onBatch: (() => void) | null = null
   ready: Promise<void>
 
   constructor(prefix: string[] = []) {
@@ -146,10 +154,7 @@ class Child {
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       const msg = JSON.parse(line) as Reply & { event?: string }
       if (msg.event === 'ready') ready()
-      else if (msg.event === 'batch') {
-        this.batches.push(msg as unknown as BatchEvent)
-        this.#onBatch?.()
-      } else this.#waiting.get(msg.id)?.(msg)
+      else this.#waiting.get(msg.id)?.(msg)
     })
   }
 
@@ -165,21 +170,12 @@ class Child {
     })
   }
 
-  /** Packets seen by queue `name` (in arrival order) once there are n of them. */
-  async packets(name: string, n: number, timeoutMs = 10_000): Promise<Packet[]> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const got = this.batches.filter((b) => b.name === name).flatMap((b) => b.packets)
-      if (got.length >= n) return got
-      if (Date.now() > deadline) throw new Error(`queue ${name}: ${got.length} of ${n} packets`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 200)
-        this.#onBatch = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
-    }
+  /**
+   * Serves a queue as a daemon worker does until `n` packets were handled
+   * (10 s at most); the reply has the batches, packets in arrival order.
+   */
+  serve(args: ServeArgs): Promise<Served> {
+    return this.call('serve', args) as Promise<Served>
   }
 
   kill(): void {
@@ -237,9 +233,11 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
   await t.test('packets arrive with their bytes; NF_ACCEPT lets them through', async (t) => {
     const sent = payloads(5, 40, 'accept')
     const r = await receiver(PORT_MAIN, 5)
-    t.ok((await c.call('serve', { name: 'main', verdict: NF_ACCEPT })).ok)
+    const served = c.serve({ name: 'main', verdict: NF_ACCEPT, n: 5 }) // blocks in wait() until they come
     send(PORT_MAIN, 5, 40, 'accept')
-    const pkts = await c.packets('main', 5)
+    const reply = await served
+    t.ok(reply.ok)
+    const pkts = reply.batches.flatMap((b) => b.packets)
     t.equal(pkts.length, 5, 'exactly the sent packets were queued')
     for (const [i, p] of pkts.entries()) {
       const u = udp(p.hex)
@@ -260,43 +258,36 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
   })
 
   await t.test('NF_DROP stops them', async (t) => {
-    const before = c.batches.flatMap((b) => b.packets).length
     const r = await receiver(PORT_MAIN, 0, 1.5)
-    t.ok((await c.call('serve', { name: 'main', verdict: NF_DROP })).ok)
+    const served = c.serve({ name: 'main', verdict: NF_DROP, n: 3 })
     send(PORT_MAIN, 3, 10, 'drop')
-    const pkts = (await c.packets('main', before + 3)).slice(before)
+    const pkts = (await served).batches.flatMap((b) => b.packets)
     t.same(pkts.map((p) => udp(p.hex).payload), payloads(3, 10, 'drop'), 'queued')
     t.same(await r.done, [], 'the receiver got nothing')
   })
 
-  await t.test('served from a blocked thread: wait() sleeps until packets wait, drain() answers them', async (t) => {
-    t.ok((await c.call('pause', { name: 'main' })).ok)
+  await t.test('wait() sleeps until packets wait, drain() answers them', async (t) => {
     const idle = await c.call('wait', { name: 'main', timeoutMs: 300 }) as Reply & { ready: boolean, ms: number }
     t.equal(idle.ready, false, 'nothing waits: wait() times out')
     t.ok(idle.ms >= 250, `and it slept for its timeout (${idle.ms.toFixed(0)} ms)`)
     const r = await receiver(PORT_MAIN, 4)
-    send(PORT_MAIN, 4, 30, 'blocking') // waits in the kernel: nobody reads while paused
+    send(PORT_MAIN, 4, 30, 'blocking') // waits in the kernel: nobody reads between commands
     const busy = await c.call('wait', { name: 'main', timeoutMs: 5000 }) as Reply & { ready: boolean, ms: number }
     t.equal(busy.ready, true, 'packets wait: wait() says so')
     t.ok(busy.ms < 1000, `at once (${busy.ms.toFixed(0)} ms), not after its timeout`)
-    const served = await c.call('serve-blocking', { name: 'main', verdict: NF_ACCEPT, n: 4, deadlineMs: 5000 }) as Reply & { handled: number, batches: number, payloads: string[] }
+    const served = await c.serve({ name: 'main', verdict: NF_ACCEPT, n: 4 })
     t.equal(served.handled, 4, 'drain() handled the 4 packets')
-    t.same(served.payloads, payloads(4, 30, 'blocking'), 'their bytes, in order')
+    t.same(served.batches.flatMap((b) => b.packets).map((p) => udp(p.hex).payload), payloads(4, 30, 'blocking'), 'their bytes, in order')
     t.same((await r.done).sort(), payloads(4, 30, 'blocking').sort(), 'and its NF_ACCEPT verdicts let them through')
     const bad = await c.call('wait', { name: 'main', timeoutMs: -1 }) as Reply & { error?: { name: string } }
     t.match(bad, { ok: false, error: { name: 'RangeError' } }, 'a negative timeout is refused')
   })
 
   await t.test('a burst is read in batches of more than one packet', async (t) => {
-    t.ok((await c.call('pause', { name: 'main' })).ok)
     const statsBefore = (await c.call('stats', { name: 'main' })).stats!
-    const before = c.batches.length
     const r = await receiver(PORT_MAIN, 200)
-    send(PORT_MAIN, 200, 100, 'burst') // waits in the kernel: nobody reads while paused
-    t.ok((await c.call('serve', { name: 'main', verdict: NF_ACCEPT })).ok)
-    const beforePkts = c.batches.slice(0, before).flatMap((b) => b.packets).length
-    await c.packets('main', beforePkts + 200)
-    const batches = c.batches.slice(before)
+    send(PORT_MAIN, 200, 100, 'burst') // waits in the kernel: nobody reads between commands
+    const { batches } = await c.serve({ name: 'main', verdict: NF_ACCEPT, n: 200 })
     const sizes = batches.map((b) => b.count)
     t.equal(sizes.reduce((a, b) => a + b, 0), 200, 'all 200 arrived')
     t.ok(Math.max(...sizes) > 1, `a read returned more than one packet (batch sizes ${sizes.join(',')})`)
@@ -320,9 +311,7 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
     t.ok((await c.call('open', { name: 'big', queue: 13, options })).ok)
     const r = await receiver(PORT_BIG, n, 5)
     send(PORT_BIG, n, 64, 'big') // nobody reads yet: all wait in the kernel
-    t.ok((await c.call('serve', { name: 'big', verdict: NF_ACCEPT })).ok)
-    await c.packets('big', n)
-    const sizes = c.batches.filter((b) => b.name === 'big').map((b) => b.count)
+    const sizes = (await c.serve({ name: 'big', verdict: NF_ACCEPT, n })).batches.map((b) => b.count)
     t.ok(Math.max(...sizes) > 1638, `one read took more than 1638 packets (batch sizes ${sizes.join(',')})`)
     t.equal((await r.done).length, n, 'every packet got its verdict and was delivered')
     t.match((await c.call('stats', { name: 'big' })).stats, { packets: n, verdicts: n, sendErrors: 0, verdictErrors: 0 })
@@ -331,22 +320,23 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
 
   await t.test('verdictBatch: a run of equal verdicts is one batch verdict, which answers every packet up to its id', async (t) => {
     // The kernel applies NFQNL_MSG_VERDICT_BATCH to all queued packets with an
-    // id up to the one it names, held ones too: that is why the option is off
-    // by default and the daemon, which holds none, turns it on. A handler that
-    // holds the first packet shows which kind of message went out.
+    // id up to the one it names, unanswered ones too: that is why the option is
+    // off by default and the daemon, which answers every packet, turns it on.
+    // A handler that leaves the first packet unanswered shows which kind of
+    // message went out.
     for (const verdictBatch of [true, false]) {
       const name = `vb-${String(verdictBatch)}`
       t.ok((await c.call('open', { name, queue: 13, options: { verdictBatch } })).ok)
       const r = await receiver(PORT_BIG, 5, 1.5)
       const tag = `vb${verdictBatch ? 1 : 0}`
       send(PORT_BIG, 5, 20, tag) // nobody reads yet: one read takes all 5
-      t.ok((await c.call('serve-hold-first', { name, verdict: NF_ACCEPT })).ok)
+      t.equal((await c.serve({ name, verdict: NF_ACCEPT, n: 5, mode: 'hold-first' })).handled, 5)
       const got = (await r.done).sort()
       const all = payloads(5, 20, tag)
       if (verdictBatch) {
-        t.same(got, [...all].sort(), 'verdictBatch: the batch verdict for the last 4 also let the held first one through')
+        t.same(got, [...all].sort(), 'verdictBatch: the batch verdict for the last 4 also let the unanswered first one through')
       } else {
-        t.same(got, all.slice(1).sort(), 'per-packet verdicts: the 4 answered arrive, the held one does not')
+        t.same(got, all.slice(1).sort(), 'per-packet verdicts: the 4 answered arrive, the unanswered one does not')
       }
       t.match((await c.call('stats', { name })).stats, { packets: 5, verdicts: 4, sendErrors: 0, verdictErrors: 0 }, 'stats.verdicts counts packets, not messages')
       t.ok((await c.call('close', { name })).ok)
@@ -356,9 +346,10 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
   await t.test('a mark set with NF_REPEAT is seen by a later -m mark rule', async (t) => {
     t.ok((await c.call('open', { name: 'mark', queue: 8 })).ok)
     const r = await receiver(PORT_MARK, 4)
-    t.ok((await c.call('serve', { name: 'mark', verdict: NF_REPEAT, mark: MARK_ACCEPT })).ok)
+    // Served 500 ms past the 4th packet: a packet that came back would be seen.
+    const served = c.serve({ name: 'mark', verdict: NF_REPEAT, mark: MARK_ACCEPT, n: 4, lingerMs: 500 })
     send(PORT_MARK, 4, 20, 'mark')
-    const pkts = await c.packets('mark', 4)
+    const pkts = (await served).batches.flatMap((b) => b.packets)
     t.same((await r.done).sort(), payloads(4, 20, 'mark').sort(), 'repeated packets went through the mark rule')
     t.equal(counter(`dpt:${PORT_MARK}`, 'mark match'), 4, 'the mark rule matched each packet once')
     t.equal(counter(`dpt:${PORT_MARK}`, 'NFQUEUE'), 4, 'each packet was queued once')
@@ -369,9 +360,8 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
   await t.test('copyRange truncates what is copied, not the packet', async (t) => {
     t.ok((await c.call('open', { name: 'trunc', queue: 9, options: { copyRange: 64 } })).ok)
     const r = await receiver(PORT_TRUNC, 1)
-    t.ok((await c.call('serve', { name: 'trunc', verdict: NF_ACCEPT })).ok)
     send(PORT_TRUNC, 1, 1000, 'trunc')
-    const [p] = await c.packets('trunc', 1)
+    const [p] = (await c.serve({ name: 'trunc', verdict: NF_ACCEPT, n: 1 })).batches.flatMap((b) => b.packets)
     t.equal(p!.len, 64, 'copied 64 bytes')
     t.equal(p!.origLen, 1028, 'original length reported')
     t.not(p!.info & PKT_TRUNCATED, 0, 'truncated flag set')
@@ -380,20 +370,22 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
   })
 
   await t.test('a verdict for an unknown packet id is counted, a bad verdict value is refused', async (t) => {
-    const before = (await c.call('stats', { name: 'main' })).stats!
-    const bad = await c.call('verdict', { name: 'main', ids: [0x7ffffff0], verdicts: [NF_ACCEPT], marks: [MARK_KEEP] })
-    t.ok(bad.ok, 'sent: the kernel answers asynchronously')
-    const deadline = Date.now() + 5000
-    let after = before
-    while (after.verdictErrors === before.verdictErrors && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      after = (await c.call('stats', { name: 'main' })).stats!
-    }
-    t.equal(after.verdictErrors! - before.verdictErrors!, 1, 'kernel error reply counted in verdictErrors')
-    const refused = await c.call('verdict', { name: 'main', ids: [1], verdicts: [2], marks: [MARK_KEEP] })
-    t.match(refused.error, { name: 'RangeError', message: 'verdicts[0] is 0x2: must be NF_DROP, NF_ACCEPT, NF_QUEUE or NF_REPEAT' })
-    const unset = await c.call('verdict', { name: 'main', ids: [1], verdicts: [0xffffffff], marks: [MARK_KEEP] })
-    t.match(unset.error, { name: 'RangeError' }, 'VERDICT_UNSET is refused')
+    t.ok((await c.call('open', { name: 'verdicts', queue: 13 })).ok)
+    const r = await receiver(PORT_BIG, 1)
+    send(PORT_BIG, 1, 10, 'unknown')
+    // The kernel's error reply is read by the next drain (500 ms of serving after the packet).
+    t.equal((await c.serve({ name: 'verdicts', verdict: NF_ACCEPT, n: 1, lingerMs: 500, mode: 'unknown-id' })).handled, 1)
+    t.same(await r.done, payloads(1, 10, 'unknown'), 'the real packet was answered')
+    t.match((await c.call('stats', { name: 'verdicts' })).stats, { packets: 1, verdicts: 2, sendErrors: 0, verdictErrors: 1 }, 'kernel error reply counted in verdictErrors')
+
+    send(PORT_BIG, 1, 10, 'bad')
+    const refused = await c.serve({ name: 'verdicts', verdict: 2, n: 1 })
+    t.match(refused.error, { name: 'RangeError', message: 'verdicts[0] is 0x2: must be NF_DROP, NF_ACCEPT, NF_QUEUE or NF_REPEAT' }, 'drain() throws what the addon refused')
+    send(PORT_BIG, 1, 10, 'unset')
+    const unset = await c.serve({ name: 'verdicts', verdict: VERDICT_UNSET, n: 1 })
+    t.match(unset.error, { name: 'RangeError', message: 'verdicts[0] is 0xffffffff: must be NF_DROP, NF_ACCEPT, NF_QUEUE or NF_REPEAT' }, 'a packet the handler gave no verdict is refused')
+    t.match((await c.call('stats', { name: 'verdicts' })).stats, { packets: 3, verdicts: 2, sendErrors: 0 }, 'nothing was sent for the refused batches')
+    t.ok((await c.call('close', { name: 'verdicts' })).ok, 'the unanswered packets are dropped on close')
   })
 
   await t.test('binding a bound queue again is EBUSY', async (t) => {
@@ -436,16 +428,15 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
     await admin.ready
     t.ok((await admin.call('open', { name: 'cap', queue: 10 })).ok, 'opens as uid 65534 with CAP_NET_ADMIN')
     const r = await receiver(PORT_CAP, 2)
-    t.ok((await admin.call('serve', { name: 'cap', verdict: NF_ACCEPT })).ok)
+    const served = admin.serve({ name: 'cap', verdict: NF_ACCEPT, n: 2 })
     send(PORT_CAP, 2, 10, 'cap')
-    const pkts = await admin.packets('cap', 2)
-    t.equal(pkts.length, 2)
+    t.equal((await served).handled, 2)
     t.same((await r.done).sort(), payloads(2, 10, 'cap').sort(), 'accepted and delivered')
     admin.kill()
   })
 
-  await t.test('a worker thread opens its own queue and releases it when it ends', async (t) => {
-    t.ok((await c.call('worker', { queue: 11 })).ok, 'worker opened queue 11 and was terminated')
+  await t.test('a worker thread serves its own queue and releases it when it ends', async (t) => {
+    t.ok((await c.call('worker', { queue: 11 })).ok, 'worker opened and served queue 11 and was terminated')
     t.ok((await c.call('open', { name: 'afterWorker', queue: 11 })).ok, 'queue 11 is free again')
     t.ok((await c.call('close', { name: 'afterWorker' })).ok)
   })
@@ -458,7 +449,7 @@ t.test('NFQUEUE addon in a network namespace', { skip: isRoot ? false : 'needs r
     t.match(await c.call('close', { name: 'main' }), { ok: true, closed: true })
     t.match(await c.call('stats', { name: 'main' }), { ok: true, stats: { packets: 0 } }, 'stats after close are zeros')
     t.match(
-      await c.call('verdict', { name: 'main', ids: [1], verdicts: [NF_ACCEPT], marks: [MARK_KEEP] }),
+      await c.call('wait', { name: 'main', timeoutMs: 0 }),
       { ok: false, error: { isQueueError: true, code: 'EBADF' } },
       'use after close is EBADF',
     )
