@@ -16,6 +16,7 @@ import { parseName, NameOut, type Name } from '../name/index.js'
 import { parseCidr } from '../policy/index.js'
 import { CaptureError } from '../source/pcapfile.js'
 import { classifyFile } from '../source/classify-file.js'
+import { unreadText } from '../source/frames.js'
 import { runDaemon, parseQueues, StartupError } from '../daemon/index.js'
 import { runDemo } from '../demo/index.js'
 import { captureLive, NAME_PORTS_FILTER } from '../source/live.js'
@@ -184,10 +185,9 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
         if (opts.quiet !== true) {
           // What was seen and left unread for a reason an analyst may want to chase.
           const fakes = classifier.flows.stats.implausible
-          const extra = (s.fragDiscarded > 0 ? `, ${s.fragDiscarded} fragmented datagrams not rebuilt (overlapping, inconsistent or incomplete)` : '') +
-            (fakes > 0 ? `, ${fakes} fake segments ignored on allowed flows` : '')
+          const extra = fakes > 0 ? `, ${fakes} fake segments ignored on allowed flows` : ''
           process.stderr.write(`aigate: ${file}: ${s.packets} packets, ${s.decisions} decisions, ` +
-            `${classifier.cache.hits} cache hits, ${s.notIp} not IP, ${s.malformed} malformed${extra}, ${secs.toFixed(3)} s\n`)
+            `${classifier.cache.hits} cache hits, ${unreadText(s)}${extra}, ${secs.toFixed(3)} s\n`)
         }
       } catch (err) {
         if (!(err instanceof OutputClosed)) {
@@ -314,7 +314,7 @@ check, a name that is not a host name; 2 a usage error; 3 firewall status: not i
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => {
           const s = handle.close()
-          process.stderr.write(`aigate: ${sig}: ${s.received} packets received, ${s.dropped} dropped by the kernel, ${s.decisions} decisions\n`)
+          process.stderr.write(`aigate: ${sig}: ${s.received} packets received, ${s.dropped} dropped by the kernel, ${s.decisions} decisions, ${unreadText(s)}\n`)
           resolve()
         }
         process.once('SIGINT', () => stop('SIGINT'))

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { parentPort, workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
-import { Queue, QueueError, MAX_COPY_RANGE, NF_DROP, META_STRIDE, META_OFFSET, META_LEN, META_MARK, MARK_KEEP } from '../queue/index.js'
+import { Queue, QueueError, MAX_COPY_RANGE, NF_DROP, META_STRIDE, META_OFFSET, META_LEN, META_MARK } from '../queue/index.js'
 import { decodeIp, PacketView } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
 import { compileRules, type RuleTexts } from '../config/index.js'
 import { DecisionLog, FdLines, type LogExtra } from '../log/index.js'
-import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../verdict/index.js'
+import { answer } from '../verdict/index.js'
 
 /**
  * One worker thread per queue: owns its queue, its compiled rules, its cache
@@ -120,27 +120,19 @@ function start (): (() => void) | null {
     for (let i = 0; i < b.count; i++) {
       const r = i * META_STRIDE
       const off = meta[r + META_OFFSET] as number
-      let verdict = VERDICT_UNDECIDED
-      let mark = MARK_KEEP
       if (decodeIp(buf, off, off + (meta[r + META_LEN] as number), view) !== Status.Ok) {
         // The firewall queues only packets that may open a flow; one we cannot
         // decode (a header chain or length no stack sends) is not waved through.
-        verdict = NF_DROP
+        b.verdicts[i] = NF_DROP
         undecodable++
       } else {
         const named = classifier.classify(view, out, now)
-        if (out.verdict !== null && !out.hold) {
-          verdict = VERDICT_DECIDED
-          mark = markFor(out.verdict.action, meta[r + META_MARK] as number)
-          decided++
-        }
+        if (answer(out, meta[r + META_MARK] as number, b.verdicts, b.marks, i)) decided++
         if (named > 0) {
           extra.durationNs = Math.round((performance.now() - t0) * 1e6)
           log.write(view, out, extra)
         }
       }
-      b.verdicts[i] = verdict
-      b.marks[i] = mark
     }
     if (sink.pos > 0 && lineWaitsSince === 0) lineWaitsSince = t0
     return b.count

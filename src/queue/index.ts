@@ -28,10 +28,8 @@
  */
 import { createRequire } from 'node:module'
 
-/** Kernel verdict codes (linux/netfilter.h), as in src/verdict/marks.ts. */
-export const NF_DROP = 0
-export const NF_ACCEPT = 1
-export const NF_REPEAT = 4
+/** Kernel verdict codes (linux/netfilter.h); defined in src/verdict/marks.ts, beside the marks they go with. */
+export { NF_DROP, NF_ACCEPT, NF_REPEAT } from '../verdict/marks.js'
 
 /** Words per packet record in {@link Batch.meta}. */
 export const META_STRIDE = 8

@@ -1,10 +1,9 @@
 import { createRequire } from 'node:module'
-import { decodeIp, ipOffset, PacketView, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
-import { Status } from '../util/status.js'
-import { Classifier, Outcome } from '../classify/index.js'
-import { FragTable } from '../flow/ipfrag.js'
+import { LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_NULL, LINKTYPE_RAW } from '../decode/packet.js'
+import type { Classifier } from '../classify/index.js'
 import type { DecisionLog } from '../log/index.js'
 import { CaptureError, DECODABLE_LINK_TYPES, linkTypeError } from './pcapfile.js'
+import { FrameReader, type FrameStats } from './frames.js'
 
 /**
  * `aigate capture IFACE`: the same path fed from a live interface (a mirror
@@ -17,10 +16,13 @@ export const NAME_PORTS_FILTER =
   // IP fragments: a port test matches only a first fragment, and the rest is needed to rebuild it.
   ' or (ip and ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)'
 
+/** A frame as the `pcap` package hands it over: its bytes and libpcap's 16-byte record header (caplen at byte 8, little-endian). */
+export interface LivePacket { buf: Buffer, header: Buffer }
+
 interface LiveSession {
   /** The package's name for the link type, or "Unknown linktype N". */
   link_type: string
-  on (ev: 'packet', cb: (p: { buf: Buffer, header: Buffer }) => void): void
+  on (ev: 'packet', cb: (p: LivePacket) => void): void
   close (): void
   stats (): { ps_recv: number, ps_drop: number, ps_ifdrop: number }
 }
@@ -43,7 +45,29 @@ export function liveLinkType (name: string): number {
   return m === null ? -1 : Number(m[1])
 }
 
-export interface LiveHandle { close (): { received: number, dropped: number, decisions: number } }
+/** What a live capture saw, reported when it stops: the kernel's counters and the frame reader's (as `aigate classify` reports them). */
+export interface LiveStats extends FrameStats {
+  /** Packets the kernel's filter passed to the capture. */
+  received: number
+  /** Packets the kernel dropped before we read them (buffer full, interface drops). */
+  dropped: number
+}
+
+export interface LiveHandle { close (): LiveStats }
+
+/**
+ * The session's packet callback: each frame through `frames` (time: the
+ * wall clock), its decision lines written out at once.
+ */
+export function onLivePacket (frames: FrameReader, linkType: number, log: DecisionLog): (p: LivePacket) => void {
+  return (p) => {
+    const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
+    if (frames.read(linkType, p.buf, caplen, Date.now()) > 0) {
+      log.write(frames.packet, frames.out)
+      log.out.flush()
+    }
+  }
+}
 
 export function captureLive (iface: string, classifier: Classifier, log: DecisionLog, filter = NAME_PORTS_FILTER): LiveHandle {
   const pcap = createRequire(import.meta.url)('pcap') as { createSession (d: string, o: object): LiveSession }
@@ -60,38 +84,14 @@ export function captureLive (iface: string, classifier: Classifier, log: Decisio
     session.close()
     throw linkTypeError(`cannot capture on ${iface}`, linkType)
   }
-  const view = new PacketView()
-  const whole = new PacketView()
-  const out = new Outcome()
-  // A mirror port sees fragments as sent: put them together as the host will (see classify-file.ts).
-  const frags = new FragTable()
-  let decisions = 0
-  session.on('packet', (p) => {
-    const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
-    const ip = ipOffset(linkType, p.buf, 0, caplen)
-    if (ip < 0) return
-    const now = Date.now()
-    let v = view
-    const st = decodeIp(p.buf, ip, caplen, view)
-    if (st === Status.Malformed) return
-    if (view.isFragment) {
-      const packet = frags.add(view, now)
-      if (packet === null || decodeIp(packet, 0, packet.length, whole) !== Status.Ok) return
-      v = whole
-    } else if (st !== Status.Ok) {
-      return
-    }
-    if (classifier.classify(v, out, now) > 0) {
-      decisions += out.count
-      log.write(v, out)
-      log.out.flush()
-    }
-  })
+  // A mirror port sees fragments as sent: the reader puts them together as the host will.
+  const frames = new FrameReader(classifier)
+  session.on('packet', onLivePacket(frames, linkType, log))
   return {
     close: () => {
       const s = session.stats()
       session.close()
-      return { received: s.ps_recv, dropped: s.ps_drop + s.ps_ifdrop, decisions }
+      return { ...frames.finish(), received: s.ps_recv, dropped: s.ps_drop + s.ps_ifdrop }
     },
   }
 }

@@ -15,7 +15,7 @@ export const MARK_DROP = 0x02000000
 /** Flow decided, refuse: TCP reset for TCP, ICMP port unreachable for UDP. */
 export const MARK_REJECT = 0x03000000
 
-/** Kernel verdict codes (linux/netfilter.h). */
+/** Kernel verdict codes (linux/netfilter.h), defined here only (src/queue re-exports them). */
 export const NF_DROP = 0
 export const NF_ACCEPT = 1
 export const NF_REPEAT = 4

@@ -9,6 +9,7 @@ import { DecisionLog, MemoryLines } from '../../src/log/index.js'
 import { FragTable } from '../../src/flow/ipfrag.js'
 import { decodeIp, PacketView } from '../../src/decode/packet.js'
 import { payloads, expected } from '../helpers/fixtures.js'
+import { eth, frag4, pcapOf } from '../helpers/packets.js'
 
 /**
  * IP fragments cut where evasion tools cut them, written into capture files
@@ -33,17 +34,6 @@ function tcpSegment (payload: Buffer, optLen = 0): Buffer {
   return b
 }
 
-/** An IPv4 fragment of datagram 77 holding `data` at byte `off` of the TCP segment. */
-function frag4 (data: Buffer, off: number, more: boolean, id = 77): Buffer {
-  const b = Buffer.alloc(20 + data.length)
-  b[0] = 0x45; b.writeUInt16BE(b.length, 2); b.writeUInt16BE(id, 4)
-  b.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), 6)
-  b[8] = 64; b[9] = 6
-  b.set([10, 0, 0, 1], 12); b.set([10, 0, 0, 2], 16)
-  data.copy(b, 20)
-  return b
-}
-
 /** Cut `seg` at the given offsets (multiples of 8) into IPv4 fragments. */
 function cut4 (seg: Buffer, ...at: number[]): Buffer[] {
   const edges = [0, ...at, seg.length]
@@ -54,29 +44,10 @@ function cut4 (seg: Buffer, ...at: number[]): Buffer[] {
   return out
 }
 
-/** An Ethernet frame; short frames are padded to the 60-byte minimum with 0xee. */
-function eth (ip: Buffer): Buffer {
-  const f = Buffer.alloc(Math.max(60, 14 + ip.length), 0xee)
-  f.fill(0, 0, 12)
-  f.writeUInt16BE(ip[0]! >> 4 === 6 ? 0x86dd : 0x0800, 12)
-  ip.copy(f, 14)
-  return f
-}
-
 /** A pcap file (LINKTYPE_ETHERNET) of the frames, one per millisecond. */
 function pcap (frames: Buffer[]): string {
-  const head = Buffer.alloc(24)
-  head.writeUInt32LE(0xa1b2c3d4, 0); head.writeUInt16LE(2, 4); head.writeUInt16LE(4, 6)
-  head.writeUInt32LE(65535, 16); head.writeUInt32LE(1, 20)
-  const parts: Buffer[] = [head]
-  frames.forEach((f, i) => {
-    const r = Buffer.alloc(16)
-    r.writeUInt32LE(1700000000, 0); r.writeUInt32LE(i * 1000, 4)
-    r.writeUInt32LE(f.length, 8); r.writeUInt32LE(f.length, 12)
-    parts.push(r, f)
-  })
   const path = join(dir, `c${Math.random().toString(36).slice(2)}.pcap`)
-  writeFileSync(path, Buffer.concat(parts))
+  writeFileSync(path, pcapOf(frames))
   return path
 }
 

@@ -23,7 +23,8 @@ import { Classifier, Outcome } from '../../../src/classify/index.js'
 import { loadRuleset } from '../../../src/config/index.js'
 import { DEFAULT_CACHE_SIZE } from '../../../src/cache/index.js'
 import { DecisionLog, FdLines, type LogExtra } from '../../../src/log/index.js'
-import { markFor, VERDICT_DECIDED, VERDICT_UNDECIDED } from '../../../src/verdict/index.js'
+import { answer } from '../../../src/verdict/index.js'
+import { NF_ACCEPT } from '../../../src/verdict/marks.js'
 
 interface NfqPacket { info: { id: number, nfmark?: number }, payload: Buffer, setVerdict: (verdict: number, mark?: number) => void }
 interface NfqModule { createQueueHandler: (num: number, buf: number, cb: (p: NfqPacket) => void) => unknown }
@@ -52,21 +53,20 @@ const out = new Outcome()
 const extra: LogExtra = { queue: queueNum, durationNs: 0 }
 let packets = 0
 let decided = 0
+/** The packet's verdict and mark, as the worker's batch arrays hold them (mark 0: left alone). */
+const verdicts = new Uint32Array(1)
+const marks = new Uint32Array(1)
 
 // 8 MiB receive buffer, as accept_loop and the aigate addon use (the binding's default is 64 KiB).
 nfq.createQueueHandler(queueNum, 8 << 20, (p) => {
   packets++
   const buf = p.payload
   const t0 = performance.now()
-  let verdict = VERDICT_UNDECIDED
-  let mark = 0
+  verdicts[0] = NF_ACCEPT
+  marks[0] = 0
   if (decodeIp(buf, 0, buf.length, view) === Status.Ok) {
     const named = classifier.classify(view, out, Date.now())
-    if (out.verdict !== null && !out.hold) {
-      verdict = VERDICT_DECIDED
-      mark = markFor(out.verdict.action, p.info.nfmark ?? 0)
-      decided++
-    }
+    if (answer(out, p.info.nfmark ?? 0, verdicts, marks, 0)) decided++
     if (named > 0 && log !== null) {
       extra.durationNs = Math.round((performance.now() - t0) * 1e6)
       log.write(view, out, extra)
@@ -74,8 +74,8 @@ nfq.createQueueHandler(queueNum, 8 << 20, (p) => {
     }
   }
   // The binding sets a mark only when it is non-zero; 0 leaves the packet's mark alone.
-  if (mark !== 0) p.setVerdict(verdict, mark)
-  else p.setVerdict(verdict)
+  if (marks[0] !== 0) p.setVerdict(verdicts[0] as number, marks[0])
+  else p.setVerdict(verdicts[0] as number)
 })
 process.stderr.write('nfqueue-consumer: ready\n')
 
