@@ -319,8 +319,12 @@ export function keyDerivations (): number {
 /**
  * Reassembles the client's Initial CRYPTO stream (RFC 9000 §19.6) from frames
  * that arrive in any order, duplicated or overlapping, over one or more
- * datagrams. The first copy of a byte wins (later copies are ignored, as a
- * TLS stack would; RFC 9000 §2.2 makes differing copies a protocol error).
+ * datagrams. The first copy of a byte wins, as in a TLS stack, and every
+ * later copy is compared with it: one that differs sets {@link disagree}
+ * (RFC 9000 §2.2 makes differing copies a protocol error, so an honest
+ * client never sends them; a copy made to die before the server, with a low
+ * TTL, is how a decoy name gets read here while the server reads another:
+ * the same overlap trick the TCP flow table calls `disagree`).
  *
  * Memory is fixed at construction: {@link MAX_CRYPTO_BYTES} of data plus one
  * byte of "filled" flag per data byte. Keep one per flow (5-tuple or DCID)
@@ -341,6 +345,13 @@ export class CryptoAssembler {
   frames = 0
   /** A frame reached past MAX_CRYPTO_BYTES (the flow is Malformed for good). */
   overflow = false
+  /**
+   * A byte arrived again with another value than the copy held (which is
+   * kept). Sticky until {@link restart}: the hello read is only one of two
+   * stories, so a classifier must not trust its name (evasion, `disagree`).
+   * parse() still reads the first copies, so the name can be logged.
+   */
+  disagree = false
   /** The ClientHello as read from the prefix (valid when parse() returned Ok or NoName). */
   readonly hello = new TlsHello()
   /**
@@ -364,7 +375,7 @@ export class CryptoAssembler {
   restart (): void {
     this.#filled.fill(0, 0, this.highWater)
     this.contiguous = this.highWater = this.buffered = this.frames = 0
-    this.overflow = false
+    this.overflow = this.disagree = false
     this.hello.reset()
   }
 
@@ -377,8 +388,9 @@ export class CryptoAssembler {
 
   /**
    * Add stream bytes src[from, to) at stream offset `offset`. Copies only the
-   * bytes not yet present (first copy wins). Malformed when the frame ends
-   * beyond MAX_CRYPTO_BYTES; Ok otherwise.
+   * bytes not yet present (first copy wins); bytes already present are
+   * compared, and a difference sets {@link disagree}. Malformed when the
+   * frame ends beyond MAX_CRYPTO_BYTES; Ok otherwise.
    */
   add (offset: number, src: Buffer, from: number, to: number): Status {
     const len = to - from
@@ -396,7 +408,13 @@ export class CryptoAssembler {
     const scanEnd = end < this.highWater ? end : this.highWater
     let i = offset
     while (i < scanEnd) {
-      if (filled[i] === 1) { i++; continue }
+      if (filled[i] === 1) { // a run held already: compare, keep ours
+        let stop = i + 1
+        while (stop < scanEnd && filled[stop] === 1) stop++
+        if (src.compare(this.buf, i, stop, from + i - offset, from + stop - offset) !== 0) this.disagree = true
+        i = stop
+        continue
+      }
       let stop = i + 1
       while (stop < scanEnd && filled[stop] === 0) stop++
       src.copy(this.buf, i, from + i - offset, from + stop - offset)
@@ -512,7 +530,9 @@ export class QuicInfo {
   /**
    * At least one Initial of this datagram opened with AES-128-GCM (tag
    * verified) under keys of its own DCID or the flow's original DCID. Only an
-   * authenticated datagram may change a flow's state, e.g. end a watch.
+   * authenticated datagram may change a flow's state, e.g. end a watch; with
+   * `otherConnection` or `ambiguous` it is another connection's, not this
+   * flow's (`initials` is 0).
    */
   authenticated = false
   /** DCID of the first packet, as offsets into the datagram buffer: the key a flow table can use. */
@@ -523,7 +543,7 @@ export class QuicInfo {
   scidLen = 0
   /** Long-header packets walked (coalesced packets included). */
   packets = 0
-  /** Initial packets decrypted and authenticated. */
+  /** Initial packets of this flow decrypted, authenticated and walked (another connection's are not counted). */
   initials = 0
   /** CRYPTO frames passed to the assembler. */
   cryptoFrames = 0
@@ -537,6 +557,40 @@ export class QuicInfo {
   closed = false
   /** An Initial was opened with the assembler's original DCID (a later packet of the flow). */
   usedFlowKeys = false
+  /**
+   * The datagram is the Initial of ANOTHER connection: its Initial packets
+   * carry a (version, DCID) other than the one the assembler already holds
+   * (`asm.dcidVersion !== 0`), open under the keys of their own DCID, and do
+   * not open under the flow's original keys. A server routes such a packet
+   * by its DCID to a connection of its own (a new one, or the one a Retry
+   * asked for), so it is not read into this flow: its CRYPTO bytes are not
+   * added to `asm`, `initials` and `cryptoFrames` stay 0, `handshake` is not
+   * set, and the status is Unsupported. `authenticated` is set (it is a real
+   * Initial), and `dcidStart`/`dcidLen` (every packet of the datagram walked
+   * has that DCID) and `version` name the connection. To read it, parse the
+   * datagram again into an assembler of its own (reset, or a fresh one).
+   * Honest clients do this after a Retry (with `token`) or after Version
+   * Negotiation; it is also how a decoy connection hides a real one on the
+   * same UDP socket.
+   */
+  otherConnection = false
+  /**
+   * An Initial with another (version, DCID) than the flow's opened under
+   * BOTH its own DCID's keys and the flow's original keys: no client's key
+   * derivation does that, only a crafted packet (AES-GCM does not commit to
+   * its key, so one tag can be made valid under two). Not read; Malformed.
+   * What a server reads from it depends on which connection it routes it
+   * to, so a classifier calls it evasion.
+   */
+  ambiguous = false
+  /**
+   * The assembler's copy of `asm.disagree` after this datagram, whatever
+   * the status: since its last restart, a CRYPTO byte arrived twice with
+   * different values. The
+   * status is still the hello read from the first copies; a classifier
+   * calls the flow evasion (`disagree`) rather than trust that name.
+   */
+  disagree = false
   /**
    * A Handshake packet with the same version and DCID was coalesced after an
    * Initial of this datagram that authenticated (as Chromium sends its Initial
@@ -552,6 +606,7 @@ export class QuicInfo {
     this.refused = QuicRefusal.None
     this.unknownVersion = this.shortDcid = this.authenticated = false
     this.token = this.closed = this.usedFlowKeys = this.handshake = false
+    this.otherConnection = this.ambiguous = this.disagree = false
   }
 }
 
@@ -737,16 +792,21 @@ function sameBytes (a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, le
  * - `Unsupported`: not a client Initial we read, no crypto done: version
  *   negotiation, short header, 0-RTT, Handshake or Retry first; or a version
  *   we cannot read (`out.unknownVersion`, `out.refused === QuicRefusal.Version`).
- *   Also when the CRYPTO stream starts with another handshake message.
+ *   Also when the CRYPTO stream starts with another handshake message, and
+ *   when the datagram is another connection's Initial (`out.otherConnection`:
+ *   authentic under its own DCID, which is not the flow's; `asm` untouched).
  * - `Malformed`: refused from the header (`out.refused`: Small, FixedBit,
  *   Header), no Initial that authenticates (Unauthenticated: mutated or random
  *   bytes, or keys from a DCID this flow never saw; one that does not is
  *   skipped, as a server drops it alone), a forbidden frame, a CRYPTO stream
  *   past {@link MAX_CRYPTO_BYTES}, or a ClientHello tls.ts rejects. Do not
- *   wait for more on this flow.
+ *   wait for more on this flow. Also an Initial that opens under both its own
+ *   DCID's keys and the flow's (`out.ambiguous`, crafted).
  *
  * `out.authenticated` says whether any Initial opened; `out.shortDcid` flags
- * a first Initial with a DCID under 8 bytes (see {@link QuicInfo}).
+ * a first Initial with a DCID under 8 bytes; `out.disagree` (= `asm.disagree`)
+ * says a CRYPTO byte of the flow came twice with different values, whatever
+ * the status (see {@link QuicInfo}).
  *
  * After the first packet, unreadable trailing bytes end the walk without
  * failing it. Cost: see `npm run bench` ("QUIC: random-DCID Initials"); a
@@ -764,6 +824,13 @@ function sameBytes (a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, le
  */
 export function parseQuicInitial (buf: Buffer, start: number, end: number, asm: CryptoAssembler, out: QuicInfo): Status {
   out.reset()
+  const st = walkDatagram(buf, start, end, asm, out)
+  out.disagree = asm.disagree
+  return st
+}
+
+/** parseQuicInitial's walk over the datagram's packets (out reset). */
+function walkDatagram (buf: Buffer, start: number, end: number, asm: CryptoAssembler, out: QuicInfo): Status {
   let off = start
   let first = true
   // Header errors in the first packet make the datagram Malformed. After an
@@ -820,6 +887,9 @@ export function parseQuicInitial (buf: Buffer, start: number, end: number, asm: 
     first = false
   }
   if (out.initials === 0) {
+    // Another connection's Initials only (every packet walked has the first's version and DCID).
+    if (out.ambiguous) return Status.Malformed
+    if (out.otherConnection) return Status.Unsupported
     out.refused = QuicRefusal.Unauthenticated
     return Status.Malformed
   }
@@ -883,10 +953,12 @@ function walkPacket (buf: Buffer, off: number, start: number, end: number, versi
   if (length > end - p) return BAD_HEADER // the network never cuts a datagram: the field lies
   const pktEnd = p + length
   // RFC 9000 §12.2: receivers SHOULD ignore coalesced packets with another DCID.
-  const sameDcid = first || (dcidLen === out.dcidLen && sameBytes(buf, dcidStart, buf, out.dcidStart, dcidLen))
+  // One of another version is not of this connection either: so every packet
+  // walked in a datagram has the first one's (version, DCID).
+  const sameDcid = first || (version === out.version && dcidLen === out.dcidLen && sameBytes(buf, dcidStart, buf, out.dcidStart, dcidLen))
   if (type !== TYPE_INITIAL) { // 0-RTT, Handshake: skipped by Length
     // Only behind an Initial that authenticated, of the same connection, does a Handshake packet mean anything.
-    if (type === TYPE_HANDSHAKE && out.initials > 0 && sameDcid && version === out.version) out.handshake = true
+    if (type === TYPE_HANDSHAKE && out.initials > 0 && sameDcid) out.handshake = true
     return pktEnd
   }
   if (!sameDcid) return pktEnd
@@ -909,13 +981,16 @@ function walkPacket (buf: Buffer, off: number, start: number, end: number, versi
   // RFC 9001 §5.5 / RFC 9000 §12.2: a packet that does not authenticate is
   // dropped on its own and the server goes on with the rest of the datagram,
   // so we do too: a bad packet put next to a good one must not hide it.
-  if (st === NOT_AUTHENTIC) return pktEnd
+  // Another connection's packet is not read into this flow (out.otherConnection).
+  if (st === NOT_AUTHENTIC || st === OTHER_CONNECTION) return pktEnd
   if (st !== Status.Ok) return BAD_PAYLOAD
   return pktEnd
 }
 
-/** decryptAndWalk: the packet does not open with any key we may use (mutated, or another connection's). */
+/** decryptAndWalk: the packet does not open with any key we may use (mutated, or random bytes). */
 const NOT_AUTHENTIC = -1
+/** decryptAndWalk: the packet is another connection's Initial (out.otherConnection or out.ambiguous), not read. */
+const OTHER_CONNECTION = -2
 
 /** The payload the last successful {@link openWith} decrypted, in [0, its return value). */
 let plain: Buffer = plainOut
@@ -943,16 +1018,48 @@ function openWith (js: InitialKeys, nat: NativeKeys, version: number, src: Uint8
   return p.length
 }
 
+/**
+ * Open one Initial and walk its frames into `asm`. Which keys, and what it means:
+ * - the assembler holds no DCID yet: the packet's own DCID; the first one that
+ *   opens becomes the flow's (version, DCID);
+ * - the packet has the flow's (version, DCID): those keys (the same);
+ * - another (version, DCID): its own DCID's keys first. When they open, the
+ *   packet is another connection's (out.otherConnection), unless the flow's
+ *   original keys open it too (out.ambiguous): either way it is not walked.
+ *   When they do not, and the version is the flow's, the flow's original keys
+ *   (RFC 9001 §5.2: after the server's reply the client sends to the server's
+ *   CID, keeping the first DCID's keys): a later Initial of this flow.
+ * Own keys first on every path keeps the walked plaintext the last one opened
+ * (the addon writes every attempt into the same buffer).
+ */
 function decryptAndWalk (buf: Buffer, pkt: number, pnOff: number, pktEnd: number, version: number,
-  dcidStart: number, dcidLen: number, asm: CryptoAssembler, out: QuicInfo): Status | typeof NOT_AUTHENTIC {
+  dcidStart: number, dcidLen: number, asm: CryptoAssembler, out: QuicInfo): Status | typeof NOT_AUTHENTIC | typeof OTHER_CONNECTION {
+  const ours = asm.dcidVersion === 0 ||
+    (asm.dcidVersion === version && asm.dcidLen === dcidLen && sameBytes(asm.dcid, 0, buf, dcidStart, dcidLen))
   let n = openWith(lastKeys, lastSlot, version, buf, dcidStart, dcidLen, buf, pkt, pnOff, pktEnd, out)
-  if (n < 0 && asm.dcidVersion === version &&
-      !(asm.dcidLen === dcidLen && sameBytes(asm.dcid, 0, buf, dcidStart, dcidLen))) {
-    // A later Initial of a flow: the client changed DCID but keeps the first one's keys (RFC 9001 §5.2).
+  if (!ours) {
+    const flowKeys = asm.dcidVersion === version
+    if (n >= 0) {
+      // Authentic under its own DCID, which is not the flow's: what a server
+      // routes to a connection of its own. Opening under the flow's keys as
+      // well is no client's doing (a crafted tag valid under both).
+      out.authenticated = true
+      const pn = out.pn
+      if (flowKeys && openWith(connKeys, connSlot, version, asm.dcid, 0, asm.dcidLen, buf, pkt, pnOff, pktEnd, out) >= 0) {
+        out.ambiguous = true
+      } else {
+        out.otherConnection = true
+      }
+      out.pn = pn
+      return OTHER_CONNECTION
+    }
+    if (!flowKeys) return NOT_AUTHENTIC
     n = openWith(connKeys, connSlot, version, asm.dcid, 0, asm.dcidLen, buf, pkt, pnOff, pktEnd, out)
-    if (n >= 0) out.usedFlowKeys = true
+    if (n < 0) return NOT_AUTHENTIC
+    out.usedFlowKeys = true
+  } else if (n < 0) {
+    return NOT_AUTHENTIC
   }
-  if (n < 0) return NOT_AUTHENTIC
   if (asm.dcidVersion === 0) {
     buf.copy(asm.dcid, 0, dcidStart, dcidStart + dcidLen)
     asm.dcidLen = dcidLen

@@ -7,7 +7,7 @@ import {
 import { readName, NameOut } from '../../src/name/index.js'
 import { Status, statusName } from '../../src/util/status.js'
 import { FIXTURES } from '../helpers/fixtures.js'
-import { sealInitial, cryptoFrame, varint } from '../fixtures/quic/seal.js'
+import { sealInitial, sealAmbiguous, cryptoFrame, varint } from '../fixtures/quic/seal.js'
 import { rng } from '../helpers/rng.js'
 
 /**
@@ -334,15 +334,23 @@ t.test('assembler against a model: random fragments, overlaps, cap', async (t) =
   for (let round = 0; round < 300; round++) {
     a.reset()
     const model = new Int16Array(MAX_CRYPTO_BYTES).fill(-1)
+    let disagree = false
     for (let k = 0; k < 20; k++) {
       cases++
       const off = r() < 0.9 ? Math.floor(r() * 3000) : MAX_CRYPTO_BYTES - Math.floor(r() * 50)
       const len = Math.floor(r() * (r() < 0.5 ? 40 : 600))
-      const from = Math.floor(r() * 64)
+      // Mostly the stream's own bytes (offset = position in src), sometimes shifted: copies that differ.
+      const from = r() < 0.7 ? off % 64 : Math.floor(r() * 64)
       const st = a.add(off, src, from, from + len)
       const fits = off + len <= MAX_CRYPTO_BYTES
       if ((st === Status.Ok) !== fits) bad++
-      if (fits) for (let i = 0; i < len; i++) if (model[off + i] === -1) model[off + i] = src[from + i] as number
+      if (fits) {
+        for (let i = 0; i < len; i++) {
+          if (model[off + i] === -1) model[off + i] = src[from + i] as number
+          else if (model[off + i] !== src[from + i]) disagree = true
+        }
+      }
+      if (a.disagree !== disagree) bad++
     }
     let prefix = 0
     while (prefix < MAX_CRYPTO_BYTES && model[prefix] !== -1) prefix++
@@ -351,7 +359,30 @@ t.test('assembler against a model: random fragments, overlaps, cap', async (t) =
     const st = a.parse()
     if (!STATUSES.has(st)) bad++
   }
-  t.equal(bad, 0, 'first copy wins, prefix and cap as the model says')
+  t.equal(bad, 0, 'first copy wins, later copies compared, prefix and cap as the model says')
+})
+
+t.test('one packet, two keys: an Initial that opens under its own DCID and the flow\'s is ambiguous, never read', async (t) => {
+  const flow = Buffer.from('0102030405060708', 'hex')
+  const x = Buffer.from('a1a2a3a4a5a6a7a8', 'hex')
+  const frames = Buffer.concat([cryptoFrame(0, HELLO), Buffer.alloc(1000)])
+  const pkt = pad1200(sealAmbiguous(x, flow, frames))
+  // Under its own DCID alone it is a real Initial naming example.com.
+  const own = new CryptoAssembler()
+  t.equal(parseQuicInitial(pkt, 0, pkt.length, own, q), Status.Ok, 'alone: read under its own keys')
+  t.ok(own.hello.hasSni && readName(own.hello.buf, own.hello.sniStart, own.hello.sniEnd, nameOut) && nameOut.name === 'example.com', 'example.com')
+  // In a flow whose DCID is the other one, it opens under those keys too.
+  const asm = new CryptoAssembler()
+  const first = pad1200(sealInitial({ dcid: flow, frames: Buffer.concat([cryptoFrame(0, HELLO.subarray(0, 100)), Buffer.alloc(1000)]) }))
+  t.equal(parseQuicInitial(first, 0, first.length, asm, q), Status.NeedMore)
+  const st = parseQuicInitial(pkt, 0, pkt.length, asm, q)
+  t.equal(st, Status.Malformed, `in the flow: ${statusName(st)}`)
+  t.ok(q.ambiguous && q.authenticated, 'ambiguous')
+  t.notOk(q.otherConnection || q.usedFlowKeys, 'neither another connection nor the flow\'s')
+  t.equal(q.initials, 0)
+  t.equal(asm.buffered, 100, 'nothing read into the flow')
+  t.equal(asm.parse(), Status.NeedMore)
+  cases++
 })
 
 t.test('case count', async (t) => {

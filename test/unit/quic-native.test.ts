@@ -10,7 +10,7 @@ import {
 import { loadQuicCrypto, QUIC_SLOT_SIZE } from '../../src/queue/index.js'
 import { Status, statusName } from '../../src/util/status.js'
 import { FIXTURES } from '../helpers/fixtures.js'
-import { sealInitial, cryptoFrame, varint } from '../fixtures/quic/seal.js'
+import { sealInitial, sealAmbiguous, cryptoFrame, varint } from '../fixtures/quic/seal.js'
 import { rng } from '../helpers/rng.js'
 
 /**
@@ -234,6 +234,41 @@ t.test('same results: sealed Initials of every version, packet-number length, to
       }
     }
   }
+})
+
+t.test('same results: another connection on the flow, disagreeing CRYPTO copies, a packet that opens under two keys', async (t) => {
+  const flow = Buffer.from('0102030405060708', 'hex')
+  const x = Buffer.from('a1a2a3a4a5a6a7a8', 'hex')
+  const decoy = Buffer.from(RFC_HELLO)
+  decoy.write('exbmple', RFC_HELLO.indexOf('example', 0, 'latin1'), 'latin1')
+  const seal = (dcid: Buffer, hello: Buffer, version = QUIC_V1, pn = 0, token?: Buffer): Buffer =>
+    pad1200(sealInitial({ version, dcid, pn, token, frames: Buffer.concat([cryptoFrame(0, hello), Buffer.alloc(1000)]) }))
+  let other = 0
+  let disagreed = 0
+  let ambiguous = 0
+  const count = (): void => { if (qNat.otherConnection) other++; if (qNat.disagree) disagreed++; if (qNat.ambiguous) ambiguous++ }
+  for (const version of [QUIC_V1, QUIC_V2, QUIC_DRAFT29]) {
+    // A decoy connection, then the real one under another DCID (and the real one's retransmission).
+    same(t, `v${version.toString(16)}: decoy then another connection`, [seal(x, decoy.subarray(0, 120), version), seal(flow, RFC_HELLO, version), seal(flow, RFC_HELLO, version, 1)])
+    count()
+    // The same DCID: the decoy's bytes first, the real ones disagree.
+    same(t, `v${version.toString(16)}: same DCID, disagreeing copies`, [seal(flow, decoy.subarray(0, 120), version), seal(flow, RFC_HELLO, version, 1)])
+    count()
+    // After a Retry: new DCID, own keys, a token.
+    same(t, `v${version.toString(16)}: after a Retry`, [seal(flow, RFC_HELLO, version), seal(x, RFC_HELLO, version, 1, Buffer.alloc(30, 1))])
+    count()
+  }
+  same(t, 'same DCID, another version', [seal(flow, RFC_HELLO.subarray(0, 100)), seal(flow, RFC_HELLO, QUIC_V2)])
+  count()
+  for (const f of fixtures.filter((f) => f.startsWith('chromium'))) {
+    same(t, `${f} after a decoy of another DCID`, [seal(x, decoy.subarray(0, 120)), bin(f)])
+    count()
+  }
+  const amb = pad1200(sealAmbiguous(x, flow, Buffer.concat([cryptoFrame(0, RFC_HELLO), Buffer.alloc(1000)])))
+  same(t, 'a packet under two keys, in the other key\'s flow', [seal(flow, RFC_HELLO.subarray(0, 100)), amb])
+  count()
+  same(t, 'a packet under two keys, alone', [amb])
+  t.ok(other >= 10 && disagreed === 3 && ambiguous === 1, `${other} other connections, ${disagreed} disagreements, ${ambiguous} ambiguous, on both paths`)
 })
 
 /** Valid-looking v1/v2/draft-29 header (DCID of `dcidLen`, no token, 2-byte Length) over random bytes. */

@@ -649,3 +649,148 @@ t.test('every fixture file is listed in expected.json', async (t) => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.bin'))
   for (const f of files) t.ok(exp.datagrams[`quic/${f}`], f)
 })
+
+// --- one flow, one connection: another DCID's Initial and disagreeing CRYPTO copies ---
+
+/**
+ * Chromium's claude.ai connection: its hello datagrams, its CRYPTO stream,
+ * its DCID, the stream with the name swapped, and where a decoy's part ends
+ * (40 bytes past the name, or the whole hello: v1's has the name last).
+ */
+function claudeConnection (version: 'v1' | 'v2'): { dgs: Buffer[], stream: Buffer, dcid: Buffer, decoy: Buffer, cut: number, whole: boolean } {
+  const c = exp.connections[`chromium-156-${version}-claude.ai`] as ConnExp
+  const dgs = c.files.filter((f) => exp.datagrams[`quic/${f}`]?.role === 'hello').map(bin)
+  const ref = new CryptoAssembler()
+  for (const d of dgs) parseQuicInitial(d, 0, d.length, ref, new QuicInfo())
+  const stream = Buffer.from(ref.buf.subarray(0, ref.contiguous))
+  const at = stream.indexOf('claude.ai', 0, 'latin1')
+  const decoy = Buffer.from(stream)
+  decoy.write('yahoo.com', at, 'latin1') // an allowed name of the same length
+  const cut = Math.min(at + 9 + 40, stream.length)
+  return { dgs, stream, dcid: Buffer.from(c.odcid, 'hex'), decoy, cut, whole: cut === stream.length }
+}
+
+/** The whole datagram into `asm`. */
+const parseAll = (d: Buffer, asm: CryptoAssembler, q: QuicInfo): Status => parseQuicInitial(d, 0, d.length, asm, q)
+
+/** A sealed first-flight Initial with CRYPTO[0, bytes.length) of 1200+ bytes. */
+const flight = (dcid: Buffer, bytes: Buffer, o: { version?: number, token?: Buffer, pn?: number } = {}): Buffer =>
+  pad1200(sealInitial({ ...o, dcid, frames: Buffer.concat([cryptoFrame(0, bytes), Buffer.alloc(Math.max(0, 1150 - bytes.length))]) }))
+
+t.test('an Initial of another connection (own DCID opens, the flow\'s does not) is reported, never mixed into the flow', async (t) => {
+  for (const version of ['v1', 'v2'] as const) {
+    const { dgs, decoy, cut, whole, dcid } = claudeConnection(version)
+    const v = version === 'v1' ? QUIC_V1 : QUIC_V2
+    const first = whole ? Status.Ok : Status.NeedMore
+    // The reviewer's bypass: decoy C under its own DCID with the hello up to past the
+    // name (an allowed name in it), then the real connection B under another DCID.
+    const asm = new CryptoAssembler()
+    const q = new QuicInfo()
+    const x = Buffer.from('0a0b0c0d0e0f1011', 'hex')
+    t.equal(parseAll(flight(x, decoy.subarray(0, cut), { version: v }), asm, q), first, `${version}: the decoy's part of a hello: ${statusName(first)}`)
+    t.notOk(q.otherConnection, 'the first connection of the flow is the flow')
+    const held = asm.buffered
+    for (const [i, d] of dgs.entries()) {
+      const st = parseQuicInitial(d, 0, d.length, asm, q)
+      t.equal(st, Status.Unsupported, `${version}: the real connection's datagram ${i + 1}: ${statusName(st)}`)
+      t.ok(q.otherConnection && q.authenticated, 'another connection, and a real Initial')
+      t.notOk(q.ambiguous || q.usedFlowKeys || q.handshake, 'not the flow\'s')
+      t.equal(q.initials, 0, 'no Initial of the flow')
+      t.equal(q.cryptoFrames, 0, 'no CRYPTO frame walked')
+      t.equal(q.version, v)
+      t.equal(d.subarray(q.dcidStart, q.dcidStart + q.dcidLen).toString('hex'), dcid.toString('hex'), 'its DCID')
+      t.equal(asm.buffered, held, 'the flow\'s assembler is untouched')
+    }
+    t.equal(asm.parse(), first, 'the flow reads what it read before')
+    if (whole) t.equal(sniOf(asm), 'yahoo.com')
+    // Read on its own (what the classifier does with it), it is claude.ai.
+    const own = new CryptoAssembler()
+    let st: Status = Status.NeedMore
+    for (const d of dgs) st = parseQuicInitial(d, 0, d.length, own, q)
+    t.equal(st, Status.Ok)
+    t.equal(sniOf(own), 'claude.ai', `${version}: the other connection read alone`)
+    t.notOk(q.otherConnection || own.disagree)
+  }
+  // The Chromium connection's own later Initials (server's DCID, original keys) are still the flow's.
+  const c = exp.connections['chromium-156-v1-claude.ai'] as ConnExp
+  const asm = new CryptoAssembler()
+  const q = new QuicInfo()
+  for (const f of c.files) {
+    const d = bin(f)
+    parseQuicInitial(d, 0, d.length, asm, q)
+    t.notOk(q.otherConnection || q.ambiguous || q.disagree, `${f}: the flow's`)
+  }
+  t.ok(q.usedFlowKeys, 'dg3 opened with the original keys')
+  // After a Retry the client's Initial has the server's new DCID, its own keys and a token: another connection too.
+  const { dgs } = claudeConnection('v1')
+  const rasm = new CryptoAssembler()
+  for (const d of dgs) parseQuicInitial(d, 0, d.length, rasm, q)
+  const { stream } = claudeConnection('v1')
+  const retried = flight(Buffer.from('5245545259434944', 'hex'), stream, { token: Buffer.alloc(40, 9), pn: 2 })
+  t.equal(parseQuicInitial(retried, 0, retried.length, rasm, q), Status.Unsupported)
+  t.ok(q.otherConnection && q.token, 'after a Retry: another connection, with the token')
+  // Same DCID, another version: another connection (RFC 9000 §6.2), not mixed.
+  const vasm = new CryptoAssembler()
+  const d8 = Buffer.from('0102030405060708', 'hex')
+  t.equal(parseAll(flight(d8, stream.subarray(0, 300)), vasm, q), Status.NeedMore)
+  t.equal(parseAll(flight(d8, stream, { version: QUIC_V2 }), vasm, q), Status.Unsupported)
+  t.ok(q.otherConnection, 'v2 Initial with a v1 flow\'s DCID')
+  t.equal(vasm.buffered, 300)
+  // A coalesced Initial of another version behind the first packet is skipped, as one of another DCID is.
+  const two = Buffer.concat([
+    sealInitial({ dcid: d8, frames: Buffer.concat([cryptoFrame(0, stream.subarray(0, 200)), Buffer.alloc(200)]) }),
+    sealInitial({ dcid: d8, version: QUIC_V2, frames: Buffer.concat([cryptoFrame(200, stream.subarray(200, 400)), Buffer.alloc(200)]) }),
+  ])
+  const casm = new CryptoAssembler()
+  t.equal(parseQuicInitial(pad1200(two), 0, pad1200(two).length, casm, q), Status.NeedMore)
+  t.equal(q.packets, 2)
+  t.equal(q.initials, 1, 'only the first version\'s Initial is read')
+  t.equal(casm.buffered, 200)
+})
+
+t.test('overlapping CRYPTO bytes that differ set disagree (the same-DCID decoy that dies before the server)', async (t) => {
+  for (const version of ['v1', 'v2'] as const) {
+    const { dgs, decoy, cut, whole, dcid } = claudeConnection(version)
+    const v = version === 'v1' ? QUIC_V1 : QUIC_V2
+    const asm = new CryptoAssembler()
+    const q = new QuicInfo()
+    // C: the real DCID (so the real keys), the decoy name, sent first with a low TTL.
+    t.equal(parseAll(flight(dcid, decoy.subarray(0, cut), { version: v }), asm, q), whole ? Status.Ok : Status.NeedMore)
+    t.notOk(q.disagree)
+    let st: Status = Status.NeedMore
+    for (const d of dgs) st = parseQuicInitial(d, 0, d.length, asm, q)
+    t.equal(st, Status.Ok, `${version}: the hello completes`)
+    t.equal(sniOf(asm), 'yahoo.com', 'from the first copies (what a classifier may log)')
+    t.ok(asm.disagree && q.disagree, `${version}: the real copy disagreed with the decoy`)
+    t.notOk(q.otherConnection, 'the same connection')
+    asm.restart()
+    t.notOk(asm.disagree, 'restart forgets it')
+    t.equal(asm.dcidVersion, v, 'and keeps the DCID')
+  }
+  // Honest repeats never disagree: every Chromium connection, every datagram twice, in both orders.
+  for (const [tag, c] of conns) {
+    for (const files of [c.files, [...c.files].reverse()]) {
+      const asm = new CryptoAssembler()
+      const q = new QuicInfo()
+      for (const f of [...files, ...files]) parseQuicInitial(bin(f), 0, bin(f).length, asm, q)
+      t.notOk(asm.disagree || q.disagree || q.otherConnection, `${tag}: retransmissions agree`)
+    }
+  }
+  // The assembler itself: equal overlaps agree, one differing byte anywhere in an overlap disagrees.
+  const a = new CryptoAssembler()
+  const s = Buffer.from(Array.from({ length: 100 }, (_, i) => i))
+  a.add(10, s, 10, 60)
+  a.add(0, s, 0, 100)
+  a.add(20, s, 20, 30)
+  t.notOk(a.disagree, 'same bytes again')
+  for (const at of [0, 10, 35, 59, 60, 99]) {
+    a.reset()
+    a.add(10, s, 10, 60)
+    a.add(70, s, 70, 80)
+    const m = Buffer.from(s)
+    m[at] = (m[at] as number) ^ 1
+    a.add(0, m, 0, 100)
+    t.equal(a.disagree, (at >= 10 && at < 60), `a changed byte at ${at}: ${at >= 10 && at < 60 ? 'held' : 'new'} there`)
+    t.equal(a.buf[at], at >= 10 && at < 60 ? at : m[at], 'the first copy is kept')
+  }
+})
