@@ -34,6 +34,27 @@ const PORT_HTTP = 80
 const PORT_DOT = 853
 
 /**
+ * First byte of a record version a server still reads a hello under: Go's
+ * crypto/tls takes any version below 0x1000 in the first record (extract/tls.ts),
+ * so a hello record versioned 0x0001 is an opening too.
+ */
+const GO_RECORD_MAJOR_LIMIT = 0x10
+
+/**
+ * A record with such an odd version (major byte under 0x10, not 3) is taken
+ * as an opening only when the rest of its header says so too: a plausible
+ * length, and a ClientHello (handshake type 1), a 2-byte alert or an empty
+ * record behind it. Bytes from the middle of a stream rarely look like that.
+ */
+function oddVersionRecord (buf: Buffer, s: number, e: number): boolean {
+  if ((buf[s + 1] as number) >= GO_RECORD_MAJOR_LIMIT || e - s < 5) return false
+  const len = ((buf[s + 3] as number) << 8) | (buf[s + 4] as number)
+  const c = buf[s] as number
+  if (c === 0x16) return len > 0 && len <= 16384 && (e - s < 6 || buf[s + 5] === 1)
+  return c === 0x15 ? len === 2 : len === 0
+}
+
+/**
  * Could a TCP payload begin an opening (a TLS record a server reads or drops
  * before the hello: handshake, alert, change_cipher_spec; an HTTP method;
  * DNS-over-TCP by port)? A server that skips a warning alert in front of the
@@ -41,14 +62,14 @@ const PORT_DOT = 853
  */
 function startsOpening (buf: Buffer, s: number, e: number, dstPort: number): boolean {
   const c = buf[s] as number
-  if (c === 0x15 || c === 0x14) return e - s < 2 || buf[s + 1] === 0x03
+  if (c === 0x15 || c === 0x14) return e - s < 2 || buf[s + 1] === 0x03 || oddVersionRecord(buf, s, e)
   return startsMessage(buf, s, e, dstPort)
 }
 
 /** Does a TCP payload begin a message we read (TLS handshake record, HTTP method, DNS-over-TCP by port)? */
 function startsMessage (buf: Buffer, s: number, e: number, dstPort: number): boolean {
   const c = buf[s] as number
-  if (c === 0x16) return e - s < 2 || buf[s + 1] === 0x03
+  if (c === 0x16) return e - s < 2 || buf[s + 1] === 0x03 || oddVersionRecord(buf, s, e)
   if (dstPort === PORT_DNS) return true
   if (dstPort === PORT_HTTPS || dstPort === PORT_DOT) return false
   if (c === CR || c === LF) {
@@ -383,7 +404,7 @@ export class Classifier {
       key = FlowTable.keyOf(view)
       flow = table.get(key, now)
     }
-    const starts = startsOpening(buf, s, e, view.dstPort)
+    let starts = startsOpening(buf, s, e, view.dstPort)
     if (flow !== undefined && flow.decided !== null) {
       if (!starts) {
         // Decided already: a packet that was in the queue behind the one that
@@ -433,6 +454,17 @@ export class Classifier {
     if (flow === undefined) {
       if (starts) {
         this.#read(view, out, buf, s, e)
+        if (!synStart && (buf[s] as number) <= 0x16 && buf[s + 1] !== 0x03 && e - s >= 2 && out.status !== Status.NeedMore && !(out.status === Status.Ok && out.count > 0)) {
+          // A record with an odd version (oddVersionRecord) that does not read as
+          // a whole hello here, where we do not know the stream's start: more
+          // likely bytes from the middle of one. Kept as a piece, not decided.
+          starts = false
+          out.status = Status.NeedMore
+          out.count = 0
+          out.verdict = null
+        }
+      }
+      if (starts) {
         if (out.status === Status.Ok && out.count > 0) {
           if (out.seen === 'dns') this.#dnsCarry(key ?? FlowTable.keyOf(view), view.seq, buf, s, e, view.ttl, now)
           this.#watch(view, out, key, now)
@@ -896,7 +928,7 @@ export class Classifier {
   /** Read one message starting at buf[s] (TLS, DNS over TCP, HTTP) and decide its names. */
   #read (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number): void {
     const first = buf[s] as number
-    if (first === 0x16 || ((first === 0x15 || first === 0x14) && (e - s < 2 || buf[s + 1] === 0x03))) {
+    if (first === 0x16 || ((first === 0x15 || first === 0x14) && (e - s < 2 || buf[s + 1] === 0x03 || oddVersionRecord(buf, s, e)))) {
       out.seen = 'sni'
       out.status = parseTls(buf, s, e, out.tls)
       if (out.status === Status.Ok) {
