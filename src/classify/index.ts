@@ -28,6 +28,12 @@ const PORT_HTTPS = 443
 export const DEFAULT_MAX_QUIC_FLOWS = 1024
 /** RFC 9000 §14.1: the smallest UDP payload that may carry a client Initial. */
 export const QUIC_MIN_INITIAL_DATAGRAM = 1200
+/**
+ * Connections one UDP port pair may open one after another before it is
+ * evasion (a client retries after a Retry or version negotiation, or opens
+ * a new connection; a tool cycles decoys).
+ */
+const MAX_QUIC_SWITCHES = 4
 /** RFC 9000 §17.2: the first bit of a long header. */
 const QUIC_LONG_HEADER = 0x80
 const PORT_HTTP = 80
@@ -189,6 +195,10 @@ function httpHeld (view: PacketView, flow: Flow, buf: Buffer, s: number, e: numb
 class QuicWatch {
   /** The client answered the server: the allow is saved on the port pair (later Initials are still read). */
   saved = false
+  /** Connections that replaced an earlier one on this port pair (see MAX_QUIC_SWITCHES). */
+  switches = 0
+  /** The assembler went on to another watch: not back to the pool when this one goes. */
+  asmTaken = false
   /**
    * Decided on a version we cannot read: a readable hello that follows (the
    * client's answer to version negotiation, or a connection behind a decoy)
@@ -212,6 +222,10 @@ class QuicWatch {
 class QuicGather {
   /** Datagrams ignored as implausible (see MAX_IMPLAUSIBLE). */
   implausible = 0
+  /** Connections that replaced an earlier one on this port pair (see MAX_QUIC_SWITCHES). */
+  switches = 0
+  /** The assembler went on to the flow's watch: not back to the pool when this goes. */
+  asmTaken = false
   constructor (
     readonly asm: CryptoAssembler,
     /** TTL (hop limit) of the flow's first datagram: a piece with fewer hops left is not read. */
@@ -306,7 +320,7 @@ export class Classifier {
       perf: { now: () => this.#now },
       dispose: (v, k, reason) => {
         if (v instanceof QuicGather && (reason === 'evict' || reason === 'expire')) this.flows.markLost(k)
-        const a = v instanceof QuicWatch || v instanceof QuicGather ? v.asm : null
+        const a = (v instanceof QuicWatch || v instanceof QuicGather) && !v.asmTaken ? v.asm : null
         if (a !== null && this.#quicPool.length < 64) this.#quicPool.push(a)
       },
     })
@@ -639,24 +653,25 @@ export class Classifier {
 
   /**
    * QUIC Initial datagrams: decrypt, gather CRYPTO frames (across datagrams,
-   * in any order), read the ClientHello. A flow decided once keeps its
-   * decision, so retransmitted first flights make no new line.
+   * in any order), read the ClientHello. Decisions belong to a connection: an
+   * Initial of another connection on the same port pair (its own DCID) is
+   * read as that connection's, not mixed into the first (a decoy connection
+   * cannot lend its name to the next one).
    */
   #quic (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, now: number): void {
     this.#now = now
     const key = FlowTable.keyOf(view)
     const held = this.quicFlows.get(key)
+    out.seen = 'quic'
     if (held instanceof QuicWatch) {
       this.#quicWatched(view, out, buf, s, e, key, held)
       return
     }
     if (held !== undefined && !(held instanceof QuicGather)) {
-      out.seen = 'quic'
       out.status = Status.Ok
       out.verdict = held
       return
     }
-    out.seen = 'quic'
     if (held !== undefined && view.ttl < held.ttl) {
       // Fewer hops left than the flow's first datagram: a piece made to die
       // before the server (and to complete the hello here with another name).
@@ -671,16 +686,31 @@ export class Classifier {
       this.#quicFinal(view, out, key, this.ruleset.policy.evaded('expired'))
       return
     }
+    this.#quicRead(view, out, buf, s, e, key, held, held?.ttl ?? view.ttl, held?.switches ?? 0)
+  }
+
+  /** Read a datagram into the flow's gather (or a fresh one), and decide once a hello is whole. */
+  #quicRead (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, key: string, held: QuicGather | undefined, ttl: number, switches: number): void {
     let asm = held?.asm
     if (asm === undefined) {
       asm = this.#quicScratch
       asm.reset()
     }
     out.status = parseQuicInitial(buf, s, e, asm, out.quic)
+    if (out.quic.ambiguous) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('ambiguous')); return }
+    if (out.quic.otherConnection && held !== undefined) {
+      // Another connection's Initial (its own DCID) while this one's hello is
+      // still arriving: read it as that connection's.
+      this.#quicSwitch(view, out, buf, s, e, key, ttl, switches)
+      return
+    }
+    if (out.quic.disagree) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('disagree')); return }
     if (out.status === Status.NeedMore) {
       if (held === undefined) {
         // Keep this assembler for the flow; take a fresh scratch.
-        this.quicFlows.set(key, new QuicGather(asm, view.ttl))
+        const g = new QuicGather(asm, ttl)
+        g.switches = switches
+        this.quicFlows.set(key, g)
         this.#quicScratch = this.#quicPool.pop() ?? new CryptoAssembler()
       }
       return
@@ -693,9 +723,10 @@ export class Classifier {
       this.#special(view, out, null, this.ruleset.policy.nameless('quic-version'))
       const d = out.verdict as Decision
       if (d.action === 'allow' || d.action === 'monitor') {
-        const w = new QuicWatch(d, '', view.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
+        const w = new QuicWatch(d, '', ttl, this.#quicPool.pop() ?? new CryptoAssembler())
         w.asm.reset()
         w.versionOnly = true
+        w.switches = switches
         this.quicFlows.set(key, w)
         out.hold = true
       } else {
@@ -722,15 +753,31 @@ export class Classifier {
       if (held !== undefined) this.quicFlows.delete(key)
     } else if (v.action === 'allow' || v.action === 'monitor') {
       // Held, as an allowed TCP flow is: a decoy Initial must not wave through
-      // a second connection opened on the same port pair.
-      const w = new QuicWatch(v, out.count > 0 && v.reason !== 'unknown' ? out.names[0] as string : '', held?.ttl ?? view.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
-      w.asm.restart()
-      w.asm.adoptDcid(asm)
-      this.quicFlows.set(key, w) // a held assembler goes back to the pool via dispose
+      // a second connection opened on the same port pair. The watch keeps the
+      // decided CRYPTO bytes, so a later copy that differs is evasion.
+      const w = new QuicWatch(v, out.count > 0 && v.reason !== 'unknown' ? out.names[0] as string : '', ttl, asm)
+      w.switches = switches
+      if (held !== undefined) held.asmTaken = true
+      else this.#quicScratch = this.#quicPool.pop() ?? new CryptoAssembler()
+      this.quicFlows.set(key, w)
       out.hold = true
     } else {
       this.quicFlows.set(key, v)
     }
+  }
+
+  /** Another connection on this port pair: its own gather and decision, a bounded number of times. */
+  #quicSwitch (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, key: string, ttl: number, switches: number): void {
+    if (switches + 1 > MAX_QUIC_SWITCHES) {
+      // Connections that keep replacing each other on one port pair: decoys.
+      this.#quicFinal(view, out, key, this.ruleset.policy.evaded('second-hello'))
+      return
+    }
+    this.quicFlows.delete(key)
+    out.count = 0
+    out.verdict = null
+    out.hold = false
+    this.#quicRead(view, out, buf, s, e, key, undefined, ttl, switches + 1)
   }
 
   /** A final decision for a QUIC port pair, logged once (later datagrams get it silently). */
@@ -743,15 +790,15 @@ export class Classifier {
 
   /**
    * A datagram of an allowed QUIC flow under watch. Every Initial is read:
-   * the same hello again (retransmission) keeps the decision, another name
-   * (a second connection on the same port pair behind a decoy) is evasion.
-   * The allow is saved on the port pair once the client sends a Handshake
-   * packet behind an Initial that authenticated (it answers a server that
-   * replied), with no fewer hops left than its first Initial; the watch
-   * stays, as the firewall queues every Initial whatever the port pair's mark.
+   * the same hello again (retransmission) keeps the decision, and its bytes
+   * are compared with the decided ones (a copy that differs is evasion);
+   * another connection's Initial is read as that connection's. The allow is
+   * saved on the port pair once the client sends a Handshake packet behind
+   * an Initial of this connection (it answers a server that replied), with
+   * no fewer hops left than its first Initial; the watch stays, as the
+   * firewall queues every Initial whatever the port pair's mark.
    */
   #quicWatched (view: PacketView, out: Outcome, buf: Buffer, s: number, e: number, key: string, w: QuicWatch): void {
-    out.seen = 'quic'
     out.status = Status.Ok
     let handshake = false
     if (view.ttl < w.ttl) {
@@ -760,29 +807,29 @@ export class Classifier {
       if (++w.implausible > MAX_IMPLAUSIBLE) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible')); return }
     } else if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0) {
       const st = parseQuicInitial(buf, s, e, w.asm, out.quic)
-      handshake = out.quic.handshake && out.quic.authenticated
+      if (out.quic.ambiguous) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('ambiguous')); return }
+      if (out.quic.otherConnection) { this.#quicSwitch(view, out, buf, s, e, key, w.ttl, w.switches); return }
+      if (out.quic.disagree) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('disagree')); return }
+      handshake = out.quic.handshake && out.quic.initials > 0
       if (st === Status.Ok || st === Status.NoName) {
         if (st === Status.Ok) this.#one(view, out, w.asm.hello.buf, w.asm.hello.sniStart, w.asm.hello.sniEnd, 0)
         const same = out.count > 0 ? out.names[0] === w.name : w.name === ''
         if (!same && w.versionOnly && out.count > 0) {
           // The first hello we can read on this port pair: its own decision.
           const d = out.verdict as Decision
-          const next = new QuicWatch(d, out.names[0] as string, w.ttl, this.#quicPool.pop() ?? new CryptoAssembler())
-          next.asm.restart()
-          next.asm.adoptDcid(w.asm)
+          const next = new QuicWatch(d, out.names[0] as string, w.ttl, w.asm)
+          next.switches = w.switches
+          w.asmTaken = true
           this.quicFlows.set(key, d.action === 'allow' || d.action === 'monitor' ? next : d)
           out.hold = d.action === 'allow' || d.action === 'monitor'
           return
         }
-        w.asm.restart()
         if (!same) {
           out.status = st
           this.#special(view, out, null, this.ruleset.policy.evaded('second-hello'))
           this.quicFlows.set(key, out.verdict as Decision)
           return
         }
-      } else if (st !== Status.NeedMore) {
-        w.asm.restart() // nothing of ours (another connection's keys, ACK only): start clean
       }
     }
     out.count = 0

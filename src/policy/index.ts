@@ -29,9 +29,10 @@ export type UnknownReason = 'unknown' | 'midstream' | 'quic-version'
  * `implausible` (packets that cannot reach the server, again and again),
  * `short-dcid` (a QUIC first Initial with a DCID under 8 bytes), `expired`
  * (the rest of an opening whose first part was held until the flow was
- * forgotten: a pause past the idle time, or pushed out by a flood).
+ * forgotten: a pause past the idle time, or pushed out by a flood),
+ * `ambiguous` (a QUIC packet crafted to open under two connections' keys).
  */
-export type EvasionDetail = 'disagree' | 'second-hello' | 'segments' | 'urgent' | 'truncated' | 'implausible' | 'short-dcid' | 'expired'
+export type EvasionDetail = 'disagree' | 'second-hello' | 'segments' | 'urgent' | 'truncated' | 'implausible' | 'short-dcid' | 'expired' | 'ambiguous'
 
 export interface Decision {
   readonly action: Action

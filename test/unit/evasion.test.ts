@@ -220,7 +220,7 @@ t.test('QUIC: an allow is held until the client answers the server; a decoy Init
   t.equal(out.hold, true)
   t.equal(feed(c2, udp4(tu2, mk('api.anthropic.com', '1112131415161718'))), 1, 'the second connection is read')
   t.equal(out.names[0], 'api.anthropic.com')
-  t.equal(out.verdict?.reason, 'evasion')
+  t.equal(out.verdict?.reason, 'vendor', 'decided as its own connection (a QUIC decision belongs to a DCID)')
   t.equal(out.verdict?.action, 'block')
   t.equal(out.hold, false)
   // A blocked QUIC flow is saved at once, as before.

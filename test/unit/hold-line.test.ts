@@ -324,3 +324,29 @@ t.test('a connection idle past the table\'s time after its SYN: old bytes behind
   t.equal(feed(c, tcp4(tu2, 7001, blocked), undefined, 12000), 1, 'a late but real opening is read')
   t.equal(said(), 'vendor/- block api.anthropic.com')
 })
+
+t.test('QUIC: a decoy connection cannot lend its CRYPTO bytes to the next one; a differing copy of the decided bytes is evasion', async (t) => {
+  const { sealInitial, cryptoFrame } = await import('../fixtures/quic/seal.js')
+  const full = (name: string): Buffer => hello(name).subarray(5)
+  const mk = (dcid: string, frames: Buffer): Buffer => {
+    const bare = sealInitial({ dcid: Buffer.from(dcid, 'hex'), frames })
+    return sealInitial({ dcid: Buffer.from(dcid, 'hex'), frames: Buffer.concat([frames, Buffer.alloc(Math.max(0, 1250 - bare.length))]) })
+  }
+  const real = full('api.anthropic.com')
+  const fake = Buffer.from(real)
+  fake.write('www.wikipedia.org', real.indexOf('api.anthropic.com'), 'latin1')
+  const k = real.indexOf('api.anthropic.com') + 30
+  // Another DCID carries the decoy's first part; the real connection then sends its whole hello.
+  const c = inline()
+  const tu = tuple()
+  t.equal(feed(c, udp4(tu, mk('a1a2a3a4a5a6a7a8', cryptoFrame(0, fake.subarray(0, k))))), 0, 'the decoy\'s first part')
+  t.equal(feed(c, udp4(tu, mk('b1b2b3b4b5b6b7b8', cryptoFrame(0, real)))), 1, 'the real connection')
+  t.equal(said(), 'vendor/- block api.anthropic.com', 'read as its own connection, not merged with the decoy')
+  // Same DCID: a decoy copy of the bytes, then the real copy.
+  const c2 = inline()
+  const tu2 = tuple()
+  t.equal(feed(c2, udp4(tu2, mk('c1c2c3c4c5c6c7c8', cryptoFrame(0, fake)))), 1)
+  t.equal(said(), 'default/- allow www.wikipedia.org')
+  t.equal(feed(c2, udp4(tu2, mk('c1c2c3c4c5c6c7c8', cryptoFrame(0, real)))), 1, 'the real copy of the same bytes')
+  t.equal(said(), 'evasion/disagree block ')
+})
