@@ -9,6 +9,9 @@
  *   --batch       read until the socket is empty or --batch-size packets,
  *                 then send all verdicts in one sendmsg, a run of equal
  *                 verdicts as one NFQNL_MSG_VERDICT_BATCH (what the daemon does)
+ *   --save-accept answer NF_REPEAT with aigate's accept mark, so aigate's rules
+ *                 save the flow as decided (they queue every packet of an
+ *                 undecided flow): the bare cost of deciding, with no reading
  *
  * Prints one line on SIGTERM/SIGINT:
  *   mode=batch queue=0 packets=N batches=B seconds=S pps=P enobufs=E recv_errors=R send_errors=S verdict_errors=V
@@ -31,6 +34,9 @@
 
 static volatile sig_atomic_t stop;
 
+/* src/verdict/marks.ts MARK_ACCEPT: the mark aigate's firewall rules save as "decided: accept". */
+#define MARK_ACCEPT 0x01000000u
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -49,7 +55,7 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s --per-packet|--batch [--queue N] [--copy-range BYTES] [--batch-size N]\n"
-		"          [--max-len N] [--rcvbuf BYTES] [--fail-open]\n",
+		"          [--max-len N] [--rcvbuf BYTES] [--fail-open] [--save-accept]\n",
 		argv0);
 	exit(2);
 }
@@ -78,6 +84,7 @@ int main(int argc, char **argv)
 	};
 	unsigned batch_size = 256, max = 0, i;
 	int per_packet = -1;
+	int save_accept = 0;
 	struct sigaction sa;
 	struct nfq_handle *h;
 	struct nfq_stats st;
@@ -103,6 +110,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--fail-open")) {
 			cfg.fail_open = 1;
+			continue;
+		}
+		if (!strcmp(a, "--save-accept")) {
+			save_accept = 1;
 			continue;
 		}
 		if (i + 1 >= (unsigned)argc)
@@ -146,8 +157,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < max; i++) {
-		verdicts[i] = NF_ACCEPT;
-		marks[i] = NFQ_MARK_KEEP;
+		verdicts[i] = save_accept ? NF_REPEAT : NF_ACCEPT;
+		marks[i] = save_accept ? MARK_ACCEPT : NFQ_MARK_KEEP;
 	}
 
 	memset(&sa, 0, sizeof(sa));

@@ -124,6 +124,13 @@ function namesOf (out: Outcome): string {
   return s
 }
 
+/**
+ * Packets of a watched flow held before the server answers (an HTTP body,
+ * TLS early data, a one-way upload): the watch reads the next request or
+ * hello behind them, but a flow that keeps sending without an answer leaves
+ * the queue after this many (its allow is saved).
+ */
+const MAX_HELD_DATA = 64
 /** How far past the hello a real first data segment may start (reordering within a window). */
 const MAX_SEQ_AHEAD = 1 << 20
 /**
@@ -881,6 +888,7 @@ export class Classifier {
     f.watchNext = flow.watchNext
     f.watchAck = flow.watchAck
     f.watchAckKnown = flow.watchAckKnown
+    f.heldData = flow.heldData
     f.watchData = flow.watchData
     f.watchBase = flow.watchBase
     f.implausible = flow.implausible
@@ -909,12 +917,12 @@ export class Classifier {
         return
       }
       if (copy > 0) { out.hold = true; return } // a retransmitted piece of the hello
-      if (view.dstPort === PORT_HTTP && httpHeld(view, flow, buf, s, e)) { out.hold = true; return }
-      if (plausibleNext(view, flow) && !answered(view, flow)) {
-        // Data before the server's answer (TLS early data, an HTTP body): held,
-        // not counted; only data that follows the answer ends the watch.
-        out.hold = true
-        return
+      // Data that may come before any answer (an HTTP body, empty lines, TLS
+      // early data, a one-way upload) is held, for at most MAX_HELD_DATA
+      // packets: past that the allow is saved (the flow leaves the queue).
+      if (flow.heldData < MAX_HELD_DATA) {
+        if (view.dstPort === PORT_HTTP && httpHeld(view, flow, buf, s, e)) { flow.heldData++; out.hold = true; return }
+        if (plausibleNext(view, flow) && !answered(view, flow)) { flow.heldData++; out.hold = true; return }
       }
       if (!plausibleNext(view, flow)) {
         // A fake "first data" (zapret's fake packets with low TTL, badseq,

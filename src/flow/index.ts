@@ -104,6 +104,8 @@ export class Flow {
   /** Acknowledgment number of the watched hello: data that ends the watch acknowledges more (the server answered). */
   watchAck = 0
   watchAckKnown = false
+  /** Packets held on this watch before the server answered (Classifier MAX_HELD_DATA). */
+  heldData = 0
   /**
    * The bytes of the hello that was decided, from sequence number watchBase,
    * when it was gathered over several segments: a later copy of any of them

@@ -350,3 +350,20 @@ t.test('QUIC: a decoy connection cannot lend its CRYPTO bytes to the next one; a
   t.equal(feed(c2, udp4(tu2, mk('c1c2c3c4c5c6c7c8', cryptoFrame(0, real)))), 1, 'the real copy of the same bytes')
   t.equal(said(), 'evasion/disagree block ')
 })
+
+t.test('a watched flow that keeps sending before any answer leaves the queue after a bounded number of packets', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  const allowed = hello('www.example.com')
+  feed(c, tcp4(tu, 1, allowed, PSH_ACK, 64, 500))
+  let seq = 1 + allowed.length
+  let held = 0
+  for (let i = 0; i < 100 && out.hold; i++) {
+    feed(c, tcp4(tu, seq, Buffer.alloc(1000, 0x17), PSH_ACK, 64, 500))
+    seq += 1000
+    if (out.hold) held++
+  }
+  t.equal(held, 64, 'held for 64 packets of one-way data, then saved')
+  t.equal(out.hold, false)
+  t.equal(out.verdict?.action, 'allow')
+})

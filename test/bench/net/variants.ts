@@ -122,7 +122,9 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths, ove
     case 'no-queue': case 'conntrack-only': case 'kernel-string': return null
     case 'c-per-packet': case 'c-batch':
       cmd = paths.acceptLoop
-      args = [v.id === 'c-batch' ? '--batch' : '--per-packet', '--queue', '0', '--max-len', '1024']
+      // --save-accept: aigate's rules queue every packet of a flow until a verdict
+      // is saved, so the bare loop must save one too, as the daemon does.
+      args = [v.id === 'c-batch' ? '--batch' : '--per-packet', '--save-accept', '--queue', '0', '--max-len', '1024']
       ready = /ready/
       break
     case 'nfqueue-npm': case 'nfqueue-npm-nolog':
