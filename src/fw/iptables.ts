@@ -28,6 +28,7 @@ import { resolveOptions, hex, queueTotals, type Firewall, type FirewallOptions, 
  *                                                                     silence the socket's next queries
  *     save              packet mark in our mask set       -> CONNMARK --save-mark (mask only)
  *     verdict           packet mark in our mask set       -> RETURN   the daemon's NF_REPEAT pass ends here
+ *     drop-invalid      TCP 80,443,853, ct INVALID        -> DROP     a fake with a bad checksum never reaches us
  *     queue-tls-http    TCP 80,443,853 with payload
  *                       (xt_bpf), flow not decided        -> NFQUEUE  every such segment until a verdict is
  *                                                                     saved: no packet-count window to burn
@@ -228,6 +229,11 @@ function rulesFor (o: Resolved, family: IpFamily, payloadMatch: boolean): { mang
       rule('verdict-dns-udp', ['-p', 'udp', '-m', 'udp', '--dport', '53', '-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
       rule('save', ['-m', 'mark', '!', '--mark', none], ['-j', 'CONNMARK', '--save-mark', '--nfmask', mask, '--ctmask', mask]),
       rule('verdict', ['-m', 'mark', '!', '--mark', none], ['-j', 'RETURN']),
+      // A segment conntrack finds INVALID (a bad checksum, out of any window) on a
+      // port that opens with a name: dropped, not read. Such a segment is how a
+      // fake reaches us and not the server (zapret's badsum); a real client
+      // retransmits.
+      rule('drop-invalid', ['-p', 'tcp', '-m', 'multiport', '--dports', '80,443,853', '-m', 'conntrack', '--ctstate', 'INVALID'], ['-j', 'DROP']),
       // Every client segment with payload of a flow without a verdict, not "the
       // first N packets": empty ACKs and keepalive probes cannot push the hello
       // out of a window. The daemon decides every flow within a bounded number

@@ -76,6 +76,7 @@ function rulesetFor (o: Resolved): string {
     rule('verdict-other', `meta mark & ${mask} != ${hex(0)} counter accept`),
     // 3. only packets that can carry a name go to the queue
     //    (every segment of a flow without a verdict: no packet-count window to burn)
+    rule('drop-invalid', 'tcp dport { 80, 443, 853 } ct state invalid counter drop'),
     ...queued('queue-tls-http', 'tcp dport { 80, 443, 853 }'),
     ...queued('queue-dns-tcp', 'tcp dport 53'),
     ...queued('queue-dns-udp', 'udp dport 53'),

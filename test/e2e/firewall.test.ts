@@ -26,7 +26,7 @@ const hexMark = (v: number): string => `0x${v.toString(16)}/0x${AIGATE_MARK_MASK
 
 const MANGLE_NAMES = [
   'syn-undecided', 'queue-syn-over-budget', 'queue-syn', 'queue-quic-over-budget', 'queue-quic', 'decided-accept', 'queue-dns-udp-over-budget', 'queue-dns-udp',
-  'decided', 'verdict-dns-udp', 'save', 'verdict', 'queue-tls-http-over-budget', 'queue-tls-http', 'queue-dns-tcp-over-budget', 'queue-dns-tcp',
+  'decided', 'verdict-dns-udp', 'save', 'verdict', 'drop-invalid', 'queue-tls-http-over-budget', 'queue-tls-http', 'queue-dns-tcp-over-budget', 'queue-dns-tcp',
 ]
 
 t.test('options are checked once, with exact messages', async (t) => {
@@ -119,6 +119,7 @@ const MANGLE_V4 = [
   '-A AIGATE -p udp -m udp --dport 53 -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict-dns-udp" -j RETURN',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:save" -j CONNMARK --save-mark --nfmask 0xf000000 --ctmask 0xf000000',
   '-A AIGATE -m mark ! --mark 0x0/0xf000000 -m comment --comment "aigate:verdict" -j RETURN',
+  '-A AIGATE -p tcp -m multiport --dports 80,443,853 -m conntrack --ctstate INVALID -m comment --comment "aigate:drop-invalid" -j DROP',
   `-A AIGATE ${TLS_V4} ${BUDGET} -m comment --comment "aigate:queue-tls-http-over-budget" -j DROP`,
   `-A AIGATE ${TLS_V4} -m comment --comment "aigate:queue-tls-http" -j NFQUEUE --queue-num 0 --queue-bypass`,
   `-A AIGATE ${DNS_TCP_V4} ${BUDGET} -m comment --comment "aigate:queue-dns-tcp-over-budget" -j DROP`,
@@ -384,6 +385,38 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     t.ok(r.ms < 2000, `refused quickly (${r.ms} ms), no timeout`)
     t.ok(connmarks().includes(MARK_REJECT), `conntrack holds mark=${MARK_REJECT} (0x03000000)`)
     t.ok(counter('verdict-reject-tcp', 'filter') >= 1, 'filter rejected it with a TCP reset')
+  })
+
+  await t.test('a segment with a bad TCP checksum (a fake made to die at the server) is dropped before the queue', async (t) => {
+    up(fw)
+    // One PSH/ACK with payload to 443 from a raw socket, its TCP checksum right
+    // or wrong: conntrack (nf_conntrack_checksum) marks the wrong one INVALID.
+    const send = (bad: boolean): void => {
+      const script = `
+import socket, struct
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+src, dst = socket.inet_aton('10.77.1.2'), socket.inet_aton('10.77.2.2')
+data = b'\\x16\\x03\\x01\\x00\\x05hello'
+tcp = struct.pack('!HHIIBBHHH', 40123, 443, 1000, 1, 0x50, 0x18, 65535, 0, 0) + data
+c = csum(src + dst + struct.pack('!BBH', 0, 6, len(tcp)) + tcp)
+if ${bad ? 'True' : 'False'}: c ^= 0x5555
+tcp = tcp[:16] + struct.pack('!H', c) + tcp[18:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, src, dst)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip + tcp, ('10.77.2.2', 0))`
+      net.exec(cli, python, ['-c', script])
+    }
+    const before = counter('drop-invalid')
+    send(true)
+    await new Promise((r) => setTimeout(r, 200))
+    t.equal(counter('drop-invalid') - before, 1, 'the bad checksum: dropped by drop-invalid')
+    send(false)
+    await new Promise((r) => setTimeout(r, 200))
+    t.equal(counter('drop-invalid') - before, 1, 'the same segment with its right checksum is not')
   })
 
   await t.test('an accept mark on the first packet: the flow works fail-closed with no daemon, never queued', async (t) => {
