@@ -14,6 +14,7 @@ PACKAGES=(
   build-essential python3 pkg-config         # node-gyp builds: our addon, pcap
   libpcap-dev libmnl-dev                     # capture files / live capture; netlink for NFQUEUE
   iptables iproute2 ethtool nftables         # firewall rules, namespaces, veth offloads
+  conntrack                                  # bench:net flushes the gateway's conntrack table between workloads
   tcpdump tshark libndpi-bin                 # fixtures, cross-checks, benchmark baselines
   curl openssl dnsutils dnsmasq-base caddy   # real clients and servers for tests and the demo
   chromium                                   # real browser hellos (TCP and QUIC) in the end-to-end tests
