@@ -427,9 +427,10 @@ export class Classifier {
     }
     let starts = startsOpening(buf, s, e, view.dstPort)
     if (flow !== undefined && flow.decided !== null) {
-      if (!starts) {
+      if (!startsMessage(buf, s, e, view.dstPort)) {
         // Decided already: a packet that was in the queue behind the one that
-        // decided, or (offline) the rest of the flow. Same verdict, no new line.
+        // decided, or (offline) the rest of the flow (an alert such as
+        // close_notify too). Same verdict, no new line.
         out.status = Status.Ok
         out.verdict = flow.decided as Decision
         return

@@ -367,3 +367,18 @@ t.test('a watched flow that keeps sending before any answer leaves the queue aft
   t.equal(out.hold, false)
   t.equal(out.verdict?.action, 'allow')
 })
+
+t.test('a close_notify alert still in the queue behind the data that saved an allow gets the allow, no second line', async (t) => {
+  const c = inline()
+  const tu = tuple()
+  const allowed = hello('www.example.com')
+  t.equal(feed(c, tcp4(tu, 1, allowed, PSH_ACK, 64, 100)), 1)
+  let seq = 1 + allowed.length
+  const fin = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01, 0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb])
+  t.equal(feed(c, tcp4(tu, seq, fin, PSH_ACK, 64, 2000)), 0, 'CCS + Finished after the answer: the allow is saved')
+  t.equal(out.hold, false)
+  seq += fin.length
+  const closeNotify = Buffer.concat([Buffer.from([0x15, 0x03, 0x03, 0x00, 0x1a]), Buffer.alloc(26, 0x42)])
+  t.equal(feed(c, tcp4(tu, seq, closeNotify, PSH_ACK, 64, 2000)), 0, 'the encrypted close_notify behind it: no line')
+  t.equal(out.verdict?.action, 'allow')
+})
