@@ -346,6 +346,28 @@ if (skip !== false) {
     await assertPassed(t, c2)
   })
 
+  t.test('3b. offloads on (GSO/TSO on the client, GRO on the gateway): the TCP attacks again', async (t) => {
+    // Real gateways run with GRO on: segments that arrive back to back may be
+    // merged into one queued packet, so a split the daemon reads apart here
+    // may reach it whole, or a fake piece merged with a real one.
+    offloads(true)
+    t.teardown(() => offloads(false))
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ['plain', {}], ['burn-ack', { n: 8 }], ['alert', {}], ['urgent', {}], ['fake', { fake: 'yahoo.com', ttl: 2 }],
+    ]
+    let sport = 48501
+    for (const [kind, extra] of cases) {
+      const r = attack(kind, { ...dst, port: 443, sport: sport++, sni: BLOCKED, ...extra })
+      await assertHeld(t, r, 'caddy-tls')
+      const o = attack(kind, { ...dst, port: 853, sport: sport++, sni: BLOCKED, ...extra })
+      await assertHeld(t, o, 'openssl')
+    }
+    const c = attack('split', { ...dst, port: 853, sport: sport++, sni: ALLOWED })
+    await assertPassed(t, c)
+    const c2 = attack('burn-ack', { ...dst, port: 443, sport: sport++, sni: ALLOWED, n: 8 })
+    await assertPassed(t, c2)
+  })
+
   t.test('4. a TLS warning alert record in front of the hello (Go skips it)', async (t) => {
     const r = attack('alert', { ...dst, port: 443, sport: 44001, sni: BLOCKED })
     await assertHeld(t, r, 'caddy-tls')
