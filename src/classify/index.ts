@@ -683,9 +683,8 @@ export class Classifier {
     if (held !== undefined && view.ttl < held.ttl) {
       // Fewer hops left than the flow's first datagram: a piece made to die
       // before the server (and to complete the hello here with another name).
-      this.flows.stats.implausible++
       out.status = Status.NeedMore
-      if (++held.implausible > MAX_IMPLAUSIBLE) this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible'))
+      this.#quicImplausible(view, out, key, held)
       return
     }
     if (held === undefined && this.flows.anyLost && this.flows.takeLost(key)) {
@@ -788,6 +787,14 @@ export class Classifier {
     this.#quicRead(view, out, buf, s, e, key, undefined, ttl, switches + 1)
   }
 
+  /** A datagram that cannot reach the server, ignored; true when there were too many (then evasion, final). */
+  #quicImplausible (view: PacketView, out: Outcome, key: string, flow: QuicGather | QuicWatch): boolean {
+    this.flows.stats.implausible++
+    if (++flow.implausible <= MAX_IMPLAUSIBLE) return false
+    this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible'))
+    return true
+  }
+
   /** A final decision for a QUIC port pair, logged once (later datagrams get it silently). */
   #quicFinal (view: PacketView, out: Outcome, key: string, d: Decision): void {
     out.seen = 'quic'
@@ -811,8 +818,7 @@ export class Classifier {
     let handshake = false
     if (view.ttl < w.ttl) {
       // Fewer hops left than the decided Initial: cannot be the same client's; not read.
-      this.flows.stats.implausible++
-      if (++w.implausible > MAX_IMPLAUSIBLE) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('implausible')); return }
+      if (this.#quicImplausible(view, out, key, w)) return
     } else if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0) {
       const st = parseQuicInitial(buf, s, e, w.asm, out.quic)
       if (out.quic.ambiguous) { this.#quicFinal(view, out, key, this.ruleset.policy.evaded('ambiguous')); return }
@@ -882,17 +888,7 @@ export class Classifier {
 
   /** The same name again (a retransmitted hello): no new decision line, keep watching. */
   #holdAgain (out: Outcome, flow: Flow, now: number): void {
-    const f = this.flows.create(flow.key, now)
-    f.watchName = flow.watchName
-    f.watchDecision = flow.watchDecision
-    f.watchTtl = f.ttl = flow.watchTtl
-    f.watchNext = flow.watchNext
-    f.watchAck = flow.watchAck
-    f.watchAckKnown = flow.watchAckKnown
-    f.heldData = flow.heldData
-    f.watchData = flow.watchData
-    f.watchBase = flow.watchBase
-    f.implausible = flow.implausible
+    this.flows.regather(flow, now)
     out.count = 0
     out.verdict = flow.watchDecision as Decision
     out.hold = true

@@ -273,6 +273,26 @@ export class FlowTable {
     return f
   }
 
+  /**
+   * Put a flow back, its gathered bytes forgotten and what it knows besides
+   * (its watch, TTL, counts) kept: a second hello read and found the same as
+   * the first goes on being watched.
+   */
+  regather (f: Flow, now: number): void {
+    this.#flows.delete(f.key)
+    f.base = -1
+    f.data = EMPTY
+    f.have = 0
+    f.pendingSeq = NO_SEQ
+    f.pendingData = NO_DATA
+    f.pendingBytes = 0
+    f.disagree = f.overflow = false
+    f.packets = 0
+    f.lastSeen = now
+    this.#now = now
+    this.#flows.set(f.key, f)
+  }
+
   delete (f: Flow): void {
     if (this.#flows.peek(f.key) === f) this.#flows.delete(f.key)
   }

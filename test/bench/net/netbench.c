@@ -126,6 +126,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Open-loop rate: sleep until batch number `batch` (of VLEN packets) is due, `rate` packets/s from t0ns. */
+static void pace(uint64_t t0ns, uint64_t batch, double rate)
+{
+	uint64_t due = t0ns + (uint64_t)((double)batch * VLEN * 1e9 / rate);
+	struct timespec at = { .tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+		;
+}
+
 static size_t read_file(const char *path, uint8_t *buf, size_t max)
 {
 	FILE *f = fopen(path, "rb");
@@ -267,13 +277,8 @@ static int cmd_flood(int argc, char **argv)
 	for (t = t0; t < t0 + seconds; t = now_s()) {
 		int r;
 
-		if (rate > 0) {
-			uint64_t due = t0ns + (uint64_t)((double)batch++ * VLEN * 1e9 / rate);
-			struct timespec at = { .tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull) };
-
-			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
-				;
-		}
+		if (rate > 0)
+			pace(t0ns, batch++, rate);
 
 		for (k = 0; k < VLEN; k++) {
 			struct iphdr *ip = (struct iphdr *)pkts[k];
@@ -922,13 +927,8 @@ static int cmd_overflood(int argc, char **argv)
 	for (t = t0; t < t0 + seconds; t = now_s()) {
 		int r;
 
-		if (rate > 0) {
-			uint64_t due = t0ns + (uint64_t)((double)batch++ * VLEN * 1e9 / rate);
-			struct timespec at = { .tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull) };
-
-			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
-				;
-		}
+		if (rate > 0)
+			pace(t0ns, batch++, rate);
 		for (k = 0; k < VLEN; k++) {
 			struct iphdr *ip = (struct iphdr *)pkts[k];
 			uint8_t *l4 = pkts[k] + 20;
