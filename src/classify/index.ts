@@ -152,7 +152,7 @@ export const MIN_TRUSTED_TTL = 24
  */
 function plausibleNext (view: PacketView, flow: Flow): boolean {
   const ahead = (view.seq - flow.watchNext) | 0
-  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.watchTtl && view.ttl >= MIN_TRUSTED_TTL && ahead >= 0 && ahead < MAX_SEQ_AHEAD &&
+  return (view.tcpFlags & TCP_ACK) !== 0 && view.ttl >= flow.ttl && view.ttl >= MIN_TRUSTED_TTL && ahead >= 0 && ahead < MAX_SEQ_AHEAD &&
     !deadOnArrival(view)
 }
 
@@ -870,7 +870,7 @@ export class Classifier {
     const f = this.flows.create(key ?? FlowTable.keyOf(view), now)
     f.watchName = namesOf(out)
     f.watchDecision = d
-    f.watchTtl = f.ttl = from !== null ? from.ttl : view.ttl
+    f.ttl = from !== null ? from.ttl : view.ttl
     f.watchAck = view.ack
     f.watchAckKnown = (view.tcpFlags & TCP_ACK) !== 0 // a hello in a SYN (Fast Open) acknowledges nothing
     // HTTP: the message ends after its body (Content-Length), which may run

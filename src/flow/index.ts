@@ -98,8 +98,7 @@ export class Flow {
    */
   watchName: string | null = null
   watchDecision: unknown = null
-  /** TTL (hop limit) of the watched hello, and the sequence number just past it: see Classifier #watched. */
-  watchTtl = 0
+  /** The sequence number just past the watched hello (its TTL is `ttl`): see Classifier #watched. */
   watchNext = 0
   /** Acknowledgment number of the watched hello: data that ends the watch acknowledges more (the server answered). */
   watchAck = 0
