@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { AigateError } from '../util/errors.js'
 
 /**
  * Running the firewall tools: always an argument array (never a shell
@@ -18,7 +19,8 @@ export type FirewallErrorCode =
   /** Any other non-zero exit. */
   | 'EFAILED'
 
-export class FirewallError extends Error {
+/** A firewall command that failed: one problem (its `message`), exit status 1, as AigateError has them by default. */
+export class FirewallError extends AigateError {
   override readonly name = 'FirewallError'
   readonly code: FirewallErrorCode
   /** The command line as it was run, for display. */
