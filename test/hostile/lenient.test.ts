@@ -6,7 +6,7 @@ import { Status } from '../../src/util/status.js'
 import { rng } from '../helpers/rng.js'
 
 /**
- * The lenient paths (test/unit/lenient.test.ts) on hostile bytes: runs of
+ * The lenient paths (test/unit/extract/lenient.test.ts) on hostile bytes: runs of
  * small records before a hello, pipelined HTTP heads with odd framing, DNS
  * pointers in every direction. A typed status, offsets inside the input,
  * no throw, and an end (the test finishing is the bound on steps).
