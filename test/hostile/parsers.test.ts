@@ -62,7 +62,7 @@ function runAll (t: Test, bytes: Uint8Array, label: string): void {
   }
 }
 
-/** Built HTTP heads of the evasion cases (test/unit/http-evasion.test.ts): target, CONNECT, leading empty lines, odd ports, two Hosts. */
+/** Built HTTP heads of the evasion cases (test/unit/extract/http-evasion.test.ts): target, CONNECT, leading empty lines, odd ports, two Hosts. */
 const httpBuilt: Array<[string, Buffer]> = [
   'GET http://u:p@api.openai.com:8080/x HTTP/1.1\r\nHost: example.org\r\n\r\n',
   'GET http://e.example\\@[::1]:1/ HTTP/1.1\r\nHost: [::2]\r\n\r\n',
