@@ -24,300 +24,28 @@
  * for (;;) if (q.wait(1000)) q.drain()
  * ```
  *
+ * Beside this file: records.ts (the batch: `META_*` record words, verdict
+ * arrays, counters), options.ts (defaults and their checks), error.ts
+ * (QueueError), addon.ts (finding and loading the `.node` file).
+ *
  * @module
  */
-import { createRequire } from 'node:module'
+import { loadAddon, type NativeQueue } from './addon.js'
+import { QueueError, explainOpenError } from './error.js'
+import { checkInt, resolveOptions, type QueueOptions } from './options.js'
+import { META_STRIDE, MARK_KEEP, VERDICT_UNSET, type Batch, type BatchHandler, type QueueStats } from './records.js'
 
 /** Kernel verdict codes (linux/netfilter.h); defined in src/verdict/marks.ts, beside the marks they go with. */
 export { NF_DROP, NF_ACCEPT, NF_REPEAT } from '../verdict/marks.js'
-
-/** Words per packet record in {@link Batch.meta}. */
-export const META_STRIDE = 8
-/** Packet id; {@link Batch.ids} already holds a copy. */
-export const META_ID = 0
-/** Packet mark (skb->mark) when queued; 0 if none. */
-export const META_MARK = 1
-/** Offset in {@link Batch.buf} of the packet, starting at its IP header. */
-export const META_OFFSET = 2
-/** Bytes of the packet present in {@link Batch.buf} (at most `copyRange`). */
-export const META_LEN = 3
-/** Length of the whole packet; larger than META_LEN when truncated (copy range, GSO). */
-export const META_ORIG_LEN = 4
-/** Input interface index, 0 if none (e.g. OUTPUT hook). */
-export const META_INDEV = 5
-/** Output interface index, 0 if none (e.g. PREROUTING hook). */
-export const META_OUTDEV = 6
-/**
- * Packed word: `hwProtocol` (ethertype, bits 0-15: 0x0800 IPv4, 0x86dd IPv6),
- * netfilter `hook` (bits 16-23: NF_INET_PRE_ROUTING 0 ... POST_ROUTING 4),
- * `flags` (bits 24-31, the `PKT_*` bits).
- */
-export const META_INFO = 7
-
-/** META_INFO flag: META_LEN < META_ORIG_LEN. */
-export const PKT_TRUNCATED = 1 << 24
-/** META_INFO flag: a GSO packet larger than the MTU (kernel flag NFQA_SKB_GSO). */
-export const PKT_GSO = 1 << 25
-/** META_INFO flag: checksum not computed yet (NFQA_SKB_CSUMNOTREADY): do not validate it. */
-export const PKT_CSUM_NOTREADY = 1 << 26
-/** META_INFO flag: checksum not verified by the device (NFQA_SKB_CSUM_NOTVERIFIED). */
-export const PKT_CSUM_NOTVERIFIED = 1 << 27
-/** META_INFO flag: the netlink message was cut short; no payload (should never happen). */
-export const PKT_MSG_TRUNCATED = 1 << 28
-
-/** `marks[i]` value that leaves the packet mark unchanged. */
-export const MARK_KEEP = 0xffffffff
-/** What `verdicts[i]` holds before the handler writes it; sending it throws a RangeError. */
-export const VERDICT_UNSET = 0xffffffff
-
-/** Options of {@link Queue}; every field is optional. */
-export interface QueueOptions {
-  /**
-   * Bytes of each packet copied to userspace, counted from the IP header.
-   * Integer from 1 to 65531 (the kernel's NFQNL_MAX_COPY_RANGE). Default 4096: a
-   * post-quantum ClientHello (about 1.8 kB) plus headers fits.
-   */
-  copyRange?: number
-  /** Packets the kernel holds for us before it drops (or, with `failOpen`, accepts). Integer from 1 to 4294967295. Default 1024 (the kernel's default). */
-  maxLen?: number
-  /**
-   * When the queue is full, accept packets instead of dropping them
-   * (NFQA_CFG_F_FAIL_OPEN). Default `false`, as the kernel. Not the same as
-   * iptables `--queue-bypass`, which accepts when no program is bound.
-   */
-  failOpen?: boolean
-  /** Receive GSO packets unsegmented (NFQA_CFG_F_GSO); cheaper, and we never rewrite packets. Default `true`. */
-  gso?: boolean
-  /**
-   * The handler answers every packet of its batch (returns `count`): then a
-   * run of packets with the same verdict and mark is answered with one
-   * NFQNL_MSG_VERDICT_BATCH message instead of one message each, less work
-   * for the kernel per packet. Default `false`: the kernel applies a batch
-   * verdict to every queued packet up to the id it names, so one the handler
-   * left unanswered would be answered too.
-   */
-  verdictBatch?: boolean
-  /** Socket receive buffer in bytes (SO_RCVBUFFORCE). Integer from 65536 to 1073741824. Default 8 MiB. */
-  rcvbuf?: number
-  /** Most packets per batch (size of `meta` and the verdict arrays). Integer from 1 to 65536. Default 256. */
-  batchSize?: number
-  /**
-   * Bytes of the batch buffer. Integer from `copyRange + 1024` to 1073741824.
-   * Default 4 MiB. The addon receives with recvmmsg into slots of
-   * `copyRange + 1024` bytes, so one read takes at most
-   * `bufferSize / (copyRange + 1024)` packets (819 with the defaults); it
-   * stops before a message could overflow the buffer, and the rest waits in
-   * the socket for the next read.
-   */
-  bufferSize?: number
-}
-
-/** Counters since open; all grow monotonically. */
-export interface QueueStats {
-  /** Packet records handed to the handler. */
-  packets: number
-  /** Reads that returned at least one packet. */
-  batches: number
-  /** recv() ENOBUFS (normally 0: NETLINK_NO_ENOBUFS is set and the kernel drops silently). */
-  enobufs: number
-  /** Failed recv() calls and malformed messages. */
-  recvErrors: number
-  /** Failed verdict sendmsg() calls. */
-  sendErrors: number
-  /** Verdicts handed to the kernel. */
-  verdicts: number
-  /** Verdicts the kernel refused (error replies, e.g. ENOENT for an unknown id). */
-  verdictErrors: number
-}
-
-/**
- * One batch. The same object, and the same arrays, are passed to every
- * handler call: copy what must outlive the call.
- */
-export interface Batch {
-  /** Packets in this batch: records `0 .. count-1` of {@link meta}. */
-  count: number
-  /** Packet bytes; find packet i with META_OFFSET / META_LEN of its record. */
-  readonly buf: Uint8Array
-  /** `count` records of {@link META_STRIDE} words: see the `META_*` constants. */
-  readonly meta: Uint32Array
-  /** Packet ids of the verdicts to send; prefilled: `ids[i]` is packet i's id. */
-  readonly ids: Uint32Array
-  /** Verdict for `ids[i]` (NF_ACCEPT, NF_DROP, NF_REPEAT); prefilled with VERDICT_UNSET. */
-  readonly verdicts: Uint32Array
-  /** Mark to set with `verdicts[i]`; prefilled with MARK_KEEP. */
-  readonly marks: Uint32Array
-}
-
-/**
- * Called once per batch. Write `verdicts[i]` (and `marks[i]` if the mark
- * must change) for `i < count` and return how many entries of `ids`,
- * `verdicts` and `marks` to send, normally `count`. A packet left without a
- * verdict stays in the kernel queue; on close the kernel drops it.
- *
- * If the handler throws, nothing is sent for this batch and the exception
- * propagates out of {@link Queue.drain}.
- */
-export type BatchHandler = (batch: Batch) => number
-
-/** A failed system or netlink call. Thrown by {@link Queue} methods; constructed by the addon too. */
-export class QueueError extends Error {
-  /** Error name in Node's style: 'EPERM', 'EBUSY', 'EBADF', ... */
-  readonly code: string
-  /** Negative errno, as `err.errno` of Node's own system errors. */
-  readonly errno: number
-  /** The failed operation: 'socket', 'bind', 'NFQNL_CFG_CMD_BIND', 'recv', 'sendmsg', ... */
-  readonly syscall: string
-
-  constructor(message: string, code: string, errno: number, syscall: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-    this.errno = errno
-    this.syscall = syscall
-  }
-}
-Object.defineProperty(QueueError.prototype, 'name', { value: 'QueueError', enumerable: false, writable: true, configurable: true })
-
-interface NativeQueue {
-  readonly fd: number
-  readonly maxMessage: number
-  read(buf: Uint8Array, meta: Uint32Array): number
-  pending(): boolean
-  wait(timeoutMs: number): boolean
-  verdict(n: number, ids: Uint32Array, verdicts: Uint32Array, marks: Uint32Array): void
-  stats(): QueueStats
-  close(): void
-}
-
-interface Addon {
-  readonly META_STRIDE: number
-  readonly MSG_OVERHEAD: number
-  readonly MAX_COPY_RANGE: number
-  init(errorClass: typeof QueueError): void
-  open(
-    queueNum: number,
-    options: { copyRange: number; maxLen: number; rcvbuf: number; failOpen: boolean; gso: boolean; verdictBatch: boolean },
-  ): NativeQueue
-}
-
-/** Paths tried in order: from src/queue/ (tsx, tap) and from dist/src/queue/ (tsc output). */
-const ADDON_PATHS = ['../../native/build/Release/aigate_nfq.node', '../../../native/build/Release/aigate_nfq.node']
-
-let addon: Addon | undefined
-
-function loadAddon(): Addon {
-  if (addon) return addon
-  const require = createRequire(import.meta.url)
-  let lastError: unknown
-  for (const rel of ADDON_PATHS) {
-    let loaded: Addon
-    try {
-      loaded = require(new URL(rel, import.meta.url).pathname) as Addon
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err
-      lastError = err
-      continue
-    }
-    if (loaded.META_STRIDE !== META_STRIDE || loaded.MSG_OVERHEAD !== MSG_OVERHEAD || loaded.MAX_COPY_RANGE !== MAX_COPY_RANGE) {
-      throw new Error('aigate_nfq.node does not match src/queue/index.ts (META_STRIDE, MSG_OVERHEAD, MAX_COPY_RANGE): rebuild it with npm run build:native')
-    }
-    loaded.init(QueueError) // per module instance, so per worker thread
-    addon = loaded
-    return loaded
-  }
-  throw new Error('native/build/Release/aigate_nfq.node not found: build it with npm run build:native', { cause: lastError })
-}
-
-/**
- * The addon's QUIC Initial crypto (`native/src/quic_crypto.cc`, OpenSSL EVP),
- * used by src/extract/quic.ts. A slot is a Uint8Array of `QUIC_SLOT_SIZE`
- * bytes that holds one DCID's keys; the layout is in quic_crypto.cc.
- */
-export interface QuicCryptoAddon {
-  readonly QUIC_SLOT_SIZE: number
-  /** Derive every key of the slot's (version, DCID) (tests). */
-  quicDerive(slot: Uint8Array): void
-  /** Header protection off + AES-128-GCM open of buf[pkt, pktEnd): plaintext length in `out`, or -1. */
-  quicOpen(slot: Uint8Array, buf: Uint8Array, pkt: number, pnOff: number, pktEnd: number, out: Uint8Array): number
-}
-
-/** Slot size quic_crypto.cc and src/extract/quic.ts agree on. */
-export const QUIC_SLOT_SIZE = 112
-
-/**
- * The addon's QUIC crypto, or null when the addon is not built, does not load
- * (e.g. libmnl missing), or has no QUIC crypto (an older build, or an OpenSSL
- * without the algorithms). Never throws: offline `aigate classify` works
- * without the addon, and quic.ts then uses node:crypto.
- */
-export function loadQuicCrypto(): QuicCryptoAddon | null {
-  const require = createRequire(import.meta.url)
-  for (const rel of ADDON_PATHS) {
-    try {
-      const loaded = require(new URL(rel, import.meta.url).pathname) as Partial<QuicCryptoAddon>
-      if (typeof loaded.quicOpen !== 'function' || typeof loaded.quicDerive !== 'function' || loaded.QUIC_SLOT_SIZE !== QUIC_SLOT_SIZE) return null
-      return loaded as QuicCryptoAddon
-    } catch {
-      continue
-    }
-  }
-  return null
-}
-
-/** Bytes the addon needs free in the batch buffer beyond copyRange (NFQ_MSG_OVERHEAD in nfq.h). */
-export const MSG_OVERHEAD = 1024
-/** Largest copy range the kernel honours (NFQNL_MAX_COPY_RANGE = 0xffff - NLA_HDRLEN). */
-export const MAX_COPY_RANGE = 65531
-
-const DEFAULTS = {
-  copyRange: 4096,
-  maxLen: 1024,
-  failOpen: false,
-  gso: true,
-  verdictBatch: false,
-  rcvbuf: 8 * 1024 * 1024,
-  batchSize: 256,
-  bufferSize: 4 * 1024 * 1024,
-} as const satisfies Required<QueueOptions>
-
-const OPTION_NAMES = Object.keys(DEFAULTS) as (keyof QueueOptions)[]
-const MAX_BYTES = 1024 * 1024 * 1024
-
-function checkInt(name: string, value: unknown, min: number, max: number, what = `${name} option`): number {
-  const message = `${what} must be an integer from ${min} to ${max}`
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(message)
-  if (value < min || value > max) throw new RangeError(message)
-  return value
-}
-
-function checkBool(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new TypeError(`${name} option must be a boolean`)
-  return value
-}
-
-/** Validates options and fills defaults; throws TypeError/RangeError with exact messages. */
-export function resolveOptions(options: QueueOptions = {}): Required<QueueOptions> {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
-  for (const key of Object.keys(options)) {
-    if ((OPTION_NAMES as string[]).includes(key)) continue
-    const near = OPTION_NAMES.find((n) => n.toLowerCase() === key.toLowerCase())
-    throw new TypeError(near ? `Misspelled option "${key}" should be "${near}"` : `Unknown option "${key}"`)
-  }
-  const o = { ...DEFAULTS, ...options }
-  // An explicit undefined means "default", as if the key were absent.
-  for (const n of OPTION_NAMES) if (o[n] === undefined) (o as Record<string, unknown>)[n] = DEFAULTS[n]
-  const copyRange = checkInt('copyRange', o.copyRange, 1, MAX_COPY_RANGE)
-  return {
-    copyRange,
-    maxLen: checkInt('maxLen', o.maxLen, 1, 0xffffffff),
-    failOpen: checkBool('failOpen', o.failOpen),
-    gso: checkBool('gso', o.gso),
-    verdictBatch: checkBool('verdictBatch', o.verdictBatch),
-    rcvbuf: checkInt('rcvbuf', o.rcvbuf, 65536, MAX_BYTES),
-    batchSize: checkInt('batchSize', o.batchSize, 1, 65536),
-    bufferSize: checkInt('bufferSize', o.bufferSize, copyRange + MSG_OVERHEAD, MAX_BYTES),
-  }
-}
+export {
+  META_STRIDE, META_ID, META_MARK, META_OFFSET, META_LEN, META_ORIG_LEN, META_INDEV, META_OUTDEV, META_INFO,
+  PKT_TRUNCATED, PKT_GSO, PKT_CSUM_NOTREADY, PKT_CSUM_NOTVERIFIED, PKT_MSG_TRUNCATED,
+  MARK_KEEP, VERDICT_UNSET,
+  type Batch, type BatchHandler, type QueueStats,
+} from './records.js'
+export { resolveOptions, MSG_OVERHEAD, MAX_COPY_RANGE, type QueueOptions } from './options.js'
+export { QueueError } from './error.js'
+export { loadQuicCrypto, QUIC_SLOT_SIZE, type QuicCryptoAddon } from './addon.js'
 
 /**
  * Reads per {@link Queue.drain} call: under a flood the serving thread still
@@ -456,17 +184,4 @@ export class Queue {
     if (this.#native === null) throw new QueueError(`NFQUEUE ${this.queueNum} is closed`, 'EBADF', -9, 'closed')
     return this.#native
   }
-}
-
-function explainOpenError(err: unknown, queueNum: number): unknown {
-  if (!(err instanceof QueueError)) return err
-  let message: string
-  if (err.code === 'EPERM') {
-    message = `cannot open NFQUEUE ${queueNum}: operation not permitted (EPERM); the process needs CAP_NET_ADMIN in its network namespace`
-  } else if (err.code === 'EBUSY') {
-    message = `cannot open NFQUEUE ${queueNum}: queue ${queueNum} is already bound by another socket (EBUSY); stop the other consumer or use another queue number`
-  } else {
-    message = `cannot open NFQUEUE ${queueNum}: ${err.message}`
-  }
-  return new QueueError(message, err.code, err.errno, err.syscall, { cause: err })
 }
