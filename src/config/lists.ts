@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs'
 import { join, basename } from 'node:path'
 import { parsePattern, isPatternError } from '../match/pattern.js'
 import type { ListEntry, VendorList } from '../rules/index.js'
+import { AigateError } from '../util/errors.js'
 import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
 
 /**
@@ -23,13 +24,16 @@ export type { ListEntry, VendorList }
 /** A rule file's name and the text read from it: what the main thread checked and the workers compile. */
 export interface FileText { readonly file: string, readonly text: string }
 
-export class ConfigError extends Error {
-  readonly problems: readonly string[]
+/** Rule lists or a policy that cannot be used: every problem, one `file:line: message` each. */
+export class ConfigError extends AigateError {
+  readonly #problems: readonly string[]
   constructor (problems: readonly string[]) {
     super(problems.join('\n'))
     this.name = 'ConfigError'
-    this.problems = problems
+    this.#problems = problems
   }
+
+  override get problems (): readonly string[] { return this.#problems }
 }
 
 const HEADER = /^#\s*(vendor|title|category|source):\s*(.*?)\s*$/

@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { AigateError } from '../util/errors.js'
 
 /**
  * Reading the files an admin (or a list someone else wrote) points us at:
@@ -21,7 +22,7 @@ export const MAX_POLICY_BYTES = 1 << 20
 export const MAX_IMPORT_BYTES = 64 << 20
 
 /** Why a file could not be read: `detail` is the text after "cannot read <what>: ". */
-export class ReadError extends Error {
+export class ReadError extends AigateError {
   override readonly name = 'ReadError'
   /** An errno name (ENOENT, EACCES...), or ENOTREG (not a regular file) or EFBIG (over the cap). */
   readonly code: string

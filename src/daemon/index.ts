@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { loadRules } from '../config/index.js'
 import { newWriteLock, daemonLogger, FdLines } from '../log/index.js'
+import { AigateError } from '../util/errors.js'
 import type { WorkerConfig, FromWorker, ReloadMessage } from './worker.js'
 
 /**
@@ -23,7 +24,8 @@ export interface RunOptions {
   failOpen: boolean
 }
 
-export class StartupError extends Error {
+/** `aigate run` could not start: a queue would not bind, a worker failed before it was ready. */
+export class StartupError extends AigateError {
   readonly code: string
   constructor (code: string, message: string) {
     super(message)

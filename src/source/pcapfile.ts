@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import { openSync, closeSync, readSync, fstatSync } from 'node:fs'
+import { AigateError } from '../util/errors.js'
 import {
   LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW,
   LINKTYPE_IPV4, LINKTYPE_IPV6,
@@ -39,7 +40,8 @@ export function linkTypeError (what: string, linkType: number): CaptureError {
   return new CaptureError('ELINKTYPE', `${what}: link type ${linkType < 0 ? 'unknown' : linkType} cannot be decoded; aigate reads ${known}`)
 }
 
-export class CaptureError extends Error {
+/** A capture file or interface that cannot be read; `code` is an errno name or ours (ELINKTYPE, EFBIG...). */
+export class CaptureError extends AigateError {
   readonly code: string
   constructor (code: string, message: string) {
     super(message)
