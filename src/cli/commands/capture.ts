@@ -1,0 +1,33 @@
+import { Option, type Command } from 'commander'
+import { loadRuleset } from '../../config/index.js'
+import { Classifier } from '../../classify/index.js'
+import { DecisionLog, FdLines } from '../../log/index.js'
+import { unreadText } from '../../source/frames.js'
+import { captureLive, NAME_PORTS_FILTER } from '../../source/live.js'
+import { cacheSizeOption, rulesOptions } from '../shared.js'
+
+/** `aigate capture <iface>`: passive mode, decisions logged from a live interface, no verdicts. */
+export function registerCapture (program: Command): void {
+  rulesOptions(program.command('capture')
+    .description('passive mode: classify packets from a live interface (mirror/SPAN port) and log decisions, no verdicts (needs CAP_NET_RAW)')
+    .argument('<iface>', 'interface to capture on')
+    .addOption(new Option('--filter <bpf>', 'BPF filter: only ports that carry names').default(NAME_PORTS_FILTER))
+    .addOption(cacheSizeOption('decision cache entries'))
+    .addOption(new Option('--log <file>', 'decision log: a file (appended) or - for stdout').default('-')))
+    .action(async (iface: string, opts: { rules: string, policy: string, filter: string, cacheSize: number, log: string }) => {
+      const classifier = new Classifier(loadRuleset(opts.rules, opts.policy), opts.cacheSize)
+      const sink = new FdLines(opts.log)
+      sink.onError = (e) => { process.stderr.write(`aigate: cannot write the decision log (${e.code}): ${e.message}; capture goes on\n`) }
+      const handle = captureLive(iface, classifier, new DecisionLog(sink), opts.filter)
+      process.stderr.write(`aigate: capturing on ${iface} (log only), filter: ${opts.filter}\n`)
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string): void => {
+          const s = handle.close()
+          process.stderr.write(`aigate: ${sig}: ${s.received} packets received, ${s.dropped} dropped by the kernel, ${s.decisions} decisions, ${unreadText(s)}\n`)
+          resolve()
+        }
+        process.once('SIGINT', () => stop('SIGINT'))
+        process.once('SIGTERM', () => stop('SIGTERM'))
+      })
+    })
+}
