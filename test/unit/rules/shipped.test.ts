@@ -1,8 +1,7 @@
 import t from 'tap'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ConfigError, loadLists, parseList } from '../../../src/config/lists.js'
+import { loadLists } from '../../../src/config/lists.js'
 import { loadRuleset, DEFAULT_RULES_DIR, PACKAGE_ROOT } from '../../../src/config/index.js'
 import { Classifier } from '../../../src/classify/index.js'
 import { parseName, NameOut, type Name } from '../../../src/name/index.js'
@@ -57,23 +56,4 @@ t.test('popular non-AI names, shared services and look-alikes are allowed', asyn
     t.equal(d.vendor, null, `${name} matches no vendor (got ${d.vendor} by ${d.rule})`)
   }
   for (const n of ['gemini.com', 'sentry.io', 'intercom.io', 'myaccount.blob.core.windows.net']) t.ok(names.includes(n), `${n} is in the list`)
-})
-
-t.test('a list file that starts with a UTF-8 byte order mark reads as without it', async (t) => {
-  const problems: string[] = []
-  const l = parseList('\ufeff# vendor: acme\n# title: Acme\n# category: ai\n# source: test\nacme.example\n', 'rules/acme.txt', problems, true)
-  t.same(problems, [])
-  t.equal(l.vendor, 'acme')
-  t.same(l.entries.map((e) => e.pattern.text), ['acme.example'])
-  parseList('\ufeff\ufeff# vendor: acme\n# category: ai\n', 'rules/acme.txt', problems)
-  t.match(problems, [/acme\.txt:1: missing "# vendor: acme" header/], 'only one mark is taken away')
-})
-
-t.test('a directory named like a list is a problem that names its path', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'aigate-rules-dir-'))
-  mkdirSync(join(dir, 'd.txt'))
-  writeFileSync(join(dir, 'acme.txt'), '# vendor: acme\n# category: ai\nacme.example\n')
-  const err = t.throws(() => loadLists(dir)) as unknown as ConfigError
-  t.ok(err instanceof ConfigError)
-  t.same(err.problems, [`${join(dir, 'd.txt')}: cannot read list: is a directory`])
 })
