@@ -55,7 +55,11 @@ const MAX_PENDING_SEGMENTS = 64
 
 export interface FlowLimits { maxFlows: number, maxBytes: number, maxTotalBytes: number, ttlMs: number, maxSegments: number }
 
-export class Flow {
+/**
+ * One TCP flow: the bytes of its opening gathered so far, and, typed by the
+ * classifier, its watch (W) and final decision (D).
+ */
+export class Flow<W = unknown, D = unknown> {
   readonly key: string
   /** Sequence number of the first byte of the stream; -1 until a segment that starts a message is seen. */
   base = -1
@@ -88,31 +92,15 @@ export class Flow {
   /**
    * The final decision, once made: later packets of the flow (still in the
    * queue when the verdict was saved, or the rest of a capture) get it
-   * without a new line.
+   * without a new line. The table does not look inside it.
    */
-  decided: unknown = null
+  decided: D | null = null
   /**
-   * An allowed flow under watch: the name first decided, and the decision.
-   * Until the client sends data that is not a hello, a second hello with
-   * another name (the real one behind a decoy) is evasion.
+   * An allowed flow under watch (what the classifier keeps of the decided
+   * opening, see classify/tcp-watch.ts), or null. Bytes gathered while it is
+   * set are a second opening.
    */
-  watchName: string | null = null
-  watchDecision: unknown = null
-  /** The sequence number just past the watched hello (its TTL is `ttl`): see Classifier #watched. */
-  watchNext = 0
-  /** Acknowledgment number of the watched hello: data that ends the watch acknowledges more (the server answered). */
-  watchAck = 0
-  watchAckKnown = false
-  /** Packets held on this watch before the server answered (Classifier MAX_HELD_DATA). */
-  heldData = 0
-  /**
-   * The bytes of the hello that was decided, from sequence number watchBase,
-   * when it was gathered over several segments: a later copy of any of them
-   * that differs means we decided on bytes the server never got (a fake
-   * piece). Null for a hello read from one segment.
-   */
-  watchData: Buffer | null = null
-  watchBase = 0
+  watch: W | null = null
   constructor (key: string, now: number) {
     this.key = key
     this.lastSeen = now
@@ -148,7 +136,7 @@ const NO_SEQ: number[] = Object.freeze([]) as unknown as number[]
 const NO_DATA: Buffer[] = Object.freeze([]) as unknown as Buffer[]
 
 /** Keep an out-of-order segment (its own arrays on the first). */
-function pend (f: Flow, seq: number, data: Buffer): void {
+function pend (f: Flow<unknown, unknown>, seq: number, data: Buffer): void {
   if (f.pendingSeq === NO_SEQ) { f.pendingSeq = []; f.pendingData = [] }
   f.pendingSeq.push(seq)
   f.pendingData.push(data)
@@ -159,14 +147,14 @@ function seqDiff (a: number, b: number): number {
   return ((a - b) | 0)
 }
 
-export class FlowTable {
+export class FlowTable<W = unknown, D = unknown> {
   readonly limits: FlowLimits
   readonly stats = new FlowStats()
   /**
    * lru-cache: a hard cap, O(1) eviction of the least recently used flow and
    * TTL by our clock (packet time offline, wall time inline).
    */
-  readonly #flows: LRUCache<string, Flow>
+  readonly #flows: LRUCache<string, Flow<W, D>>
   #now = 0
 
   constructor (limits: Partial<FlowLimits> = {}) {
@@ -179,7 +167,7 @@ export class FlowTable {
     }
     if (!Number.isInteger(this.limits.maxFlows) || this.limits.maxFlows < 1) throw new TypeError('maxFlows must be a positive integer')
     if (!Number.isInteger(this.limits.maxBytes) || this.limits.maxBytes < 64) throw new TypeError('maxBytes must be an integer >= 64')
-    this.#flows = new LRUCache<string, Flow>({
+    this.#flows = new LRUCache<string, Flow<W, D>>({
       max: this.limits.maxFlows,
       ttl: this.limits.ttlMs,
       ttlResolution: 0,
@@ -191,7 +179,7 @@ export class FlowTable {
         // pass as a stream whose start we never saw (see lost()).
         // So is a connection whose SYN we saw and whose opening never came: data
         // that is not an opening (old bytes behind its start, say) is not midstream.
-        if ((reason === 'evict' || reason === 'expire') && f.decided === null && (f.have > 0 || f.pendingBytes > 0 || (f.synSeen && f.watchName === null))) this.markLost(k)
+        if ((reason === 'evict' || reason === 'expire') && f.decided === null && (f.have > 0 || f.pendingBytes > 0 || (f.synSeen && f.watch === null))) this.markLost(k)
         if (reason === 'evict') this.stats.evicted++
         else if (reason === 'expire') this.stats.expired++
       },
@@ -221,7 +209,7 @@ export class FlowTable {
   #bytes = 0
 
   /** Past maxTotalBytes: the oldest flows holding bytes give them up until a quarter is free again. */
-  #shed (keep: Flow): void {
+  #shed (keep: Flow<W, D>): void {
     const target = this.limits.maxTotalBytes * 3 / 4
     for (const f of this.#flows.rvalues()) {
       if (this.#bytes <= target) break
@@ -240,7 +228,7 @@ export class FlowTable {
   /** Flows gathering a message (not merely watched after an allow, nor decided). O(flows): for tests and stats. */
   reassembling (): number {
     let n = 0
-    for (const f of this.#flows.values()) if ((f.watchName === null && f.decided === null) || f.have > 0 || f.pendingSeq.length > 0) n++
+    for (const f of this.#flows.values()) if ((f.watch === null && f.decided === null) || f.have > 0 || f.pendingSeq.length > 0) n++
     return n
   }
 
@@ -259,14 +247,14 @@ export class FlowTable {
     return KEY.toString('latin1', 0, o)
   }
 
-  get (key: string, now: number): Flow | undefined {
+  get (key: string, now: number): Flow<W, D> | undefined {
     this.#now = now
     return this.#flows.get(key)
   }
 
-  create (key: string, now: number): Flow {
+  create (key: string, now: number): Flow<W, D> {
     this.#now = now
-    const f = new Flow(key, now)
+    const f = new Flow<W, D>(key, now)
     this.#flows.set(key, f)
     this.stats.created++
     return f
@@ -277,7 +265,7 @@ export class FlowTable {
    * (its watch, TTL, counts) kept: a second hello read and found the same as
    * the first goes on being watched.
    */
-  regather (f: Flow, now: number): void {
+  regather (f: Flow<W, D>, now: number): void {
     this.#flows.delete(f.key)
     f.base = -1
     f.data = EMPTY
@@ -292,7 +280,7 @@ export class FlowTable {
     this.#flows.set(f.key, f)
   }
 
-  delete (f: Flow): void {
+  delete (f: Flow<W, D>): void {
     if (this.#flows.peek(f.key) === f) this.#flows.delete(f.key)
   }
 
@@ -303,7 +291,7 @@ export class FlowTable {
    * `starts`: the segment begins a message (TLS record, HTTP method, DNS
    * length), used to learn the stream's first byte when the flow has none.
    */
-  addSegment (f: Flow, seq: number, buf: Buffer, s: number, e: number, starts: boolean, now: number): void {
+  addSegment (f: Flow<W, D>, seq: number, buf: Buffer, s: number, e: number, starts: boolean, now: number): void {
     f.lastSeen = now
     f.packets++
     this.#now = now
@@ -348,7 +336,7 @@ export class FlowTable {
     }
   }
 
-  #place (f: Flow, seq: number, buf: Buffer, s: number, e: number): void {
+  #place (f: Flow<W, D>, seq: number, buf: Buffer, s: number, e: number): void {
     let rel = seqDiff(seq, f.base)
     if (rel < 0) { // bytes before the stream start: the receiver discards them
       s -= rel
@@ -382,7 +370,7 @@ export class FlowTable {
     f.have += take
   }
 
-  #hold (f: Flow, seq: number, buf: Buffer, s: number, e: number): void {
+  #hold (f: Flow<W, D>, seq: number, buf: Buffer, s: number, e: number): void {
     if (f.pendingSeq.length >= MAX_PENDING_SEGMENTS || f.have + f.pendingBytes + (e - s) > this.limits.maxBytes) {
       if (!f.overflow) this.stats.overflowed++
       f.overflow = true
