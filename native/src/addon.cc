@@ -1,7 +1,11 @@
-// Node-API glue for nfq.c: one wrapped object per queue, no global state.
+// Node-API glue for nfq (nfq.h): one wrapped object per queue, no global
+// state. This file: module init, init() and open(); the handle's methods are
+// in queue.cc, what both share in addon.h.
 //
-// JS side: src/queue/index.ts. It validates every argument before calling
-// in; the checks here only keep a wrong call from corrupting memory.
+// JS side: src/queue/ (addon.ts loads this). It validates every argument
+// before calling in; the checks here only keep a wrong call from corrupting
+// memory or reaching the kernel (verdict(), in queue.cc, refuses a verdict
+// value nfq would pass on).
 //
 //   init(QueueError)                    once per environment (main thread, worker)
 //   open(queueNum, options)             -> handle, or throws QueueError
@@ -15,50 +19,17 @@
 // Meta record (struct nfq_pkt, 8 x u32, little-endian hosts read word 7 as
 // hwProtocol | hook << 16 | flags << 24):
 //   0 id  1 mark  2 offset  3 len  4 origLen  5 indev  6 outdev  7 info
-#include <node_api.h>
+#include "addon.h"
+
 #include <uv.h>
 
-#include <poll.h>
-
 #include <cerrno>
-#include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <new>
 
-#include "nfq.h"
 #include "quic_crypto.h"
 
-namespace {
-
-constexpr uint32_t kMetaStride = 8;
-static_assert(sizeof(struct nfq_pkt) == kMetaStride * sizeof(uint32_t), "meta record is 8 words");
-static_assert(alignof(struct nfq_pkt) <= alignof(uint32_t), "meta record aligns like Uint32Array");
-
-struct Addon {
-  napi_ref queue_error = nullptr;  // the JS QueueError class
-};
-
-// Closed by close(), or by the finalizer: when JS drops it, and when its
-// thread ends with it open (Node-API runs every finalizer at environment
-// teardown, e.g. worker.terminate(); Close touches nothing else, so order
-// does not matter and no cleanup hook is needed).
-struct Queue {
-  Addon* addon = nullptr;
-  nfq_handle* nfq = nullptr;  // null once closed
-  uint32_t queue_num = 0;
-
-  void Close() {
-    if (!nfq) return;
-    nfq_close(nfq);
-    nfq = nullptr;
-  }
-};
-
-#define CALL(env, call)                                     \
-  do {                                                      \
-    if ((call) != napi_ok) return ThrowLastError(env);      \
-  } while (0)
+namespace aigate {
 
 napi_value ThrowLastError(napi_env env) {
   bool pending = false;
@@ -72,7 +43,6 @@ napi_value ThrowLastError(napi_env env) {
   return nullptr;
 }
 
-// Throws new QueueError(message, code, errno, syscall), errno negative as in Node's own errors.
 napi_value ThrowQueueError(napi_env env, Addon* addon, int neg_errno, const char* syscall,
                            uint32_t queue_num) {
   char msg[256];
@@ -127,179 +97,11 @@ bool GetBoolProp(napi_env env, napi_value obj, const char* name, bool* out) {
   return napi_get_value_bool(env, v, out) == napi_ok;
 }
 
-void Finalize(napi_env, void* data, void*) {
-  Queue* q = static_cast<Queue*>(data);
-  q->Close();
-  delete q;
-}
+}  // namespace aigate
 
-Queue* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok) return nullptr;
-  if (napi_unwrap(env, self, &data) != napi_ok || !data) {
-    ThrowType(env, "receiver is not an NFQUEUE handle");
-    return nullptr;
-  }
-  return static_cast<Queue*>(data);
-}
+namespace {
 
-#define REQUIRE_OPEN(env, q, syscall)                                                   \
-  do {                                                                                  \
-    if (!(q)->nfq) return ThrowQueueError(env, (q)->addon, -EBADF, syscall, (q)->queue_num); \
-  } while (0)
-
-napi_value Read(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  Queue* q = Unwrap(env, info, &argc, argv);
-  if (!q) return nullptr;
-  REQUIRE_OPEN(env, q, "recv");
-  void *buf, *meta;
-  size_t buflen, metalen;
-  if (argc < 2 || !GetTyped(env, argv[0], napi_uint8_array, &buf, &buflen))
-    return ThrowType(env, "buf must be a Uint8Array");
-  if (!GetTyped(env, argv[1], napi_uint32_array, &meta, &metalen))
-    return ThrowType(env, "meta must be a Uint32Array");
-  if (reinterpret_cast<uintptr_t>(buf) % 4 != 0)  // netlink headers are read in place
-    return ThrowRange(env, "buf must start at a 4-byte aligned offset");
-  size_t maxpkts = metalen / kMetaStride;
-  if (maxpkts == 0) return ThrowRange(env, "meta must hold at least one record (8 words)");
-  if (maxpkts > 0x7fffffff) maxpkts = 0x7fffffff;
-  int n = nfq_read_batch(q->nfq, static_cast<uint8_t*>(buf), buflen,
-                         static_cast<struct nfq_pkt*>(meta), static_cast<unsigned>(maxpkts));
-  if (n == -ENOSPC) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "buf must hold at least %zu bytes (copyRange + %u)",
-             nfq_max_msg(q->nfq), NFQ_MSG_OVERHEAD);
-    return ThrowRange(env, msg);
-  }
-  if (n < 0) return ThrowQueueError(env, q->addon, n, "recv", q->queue_num);
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-  // Word 7 is three packed fields; give JS the documented u32 on any host.
-  for (int i = 0; i < n; i++) {
-    struct nfq_pkt* p = static_cast<struct nfq_pkt*>(meta) + i;
-    uint32_t info = p->hw_protocol | uint32_t(p->hook) << 16 | uint32_t(p->flags) << 24;
-    memcpy(&p->hw_protocol, &info, sizeof(info));
-  }
-#endif
-  napi_value out;
-  CALL(env, napi_create_uint32(env, static_cast<uint32_t>(n), &out));
-  return out;
-}
-
-napi_value Pending(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Queue* q = Unwrap(env, info, &argc, nullptr);
-  if (!q) return nullptr;
-  napi_value out;
-  CALL(env, napi_get_boolean(env, q->nfq && nfq_pending(q->nfq), &out));
-  return out;
-}
-
-// wait(timeoutMs): block until the socket is readable or timeoutMs pass (poll(2)).
-// true when a read() may find something (readable, an error to report, or
-// messages already kept in the addon), false on timeout or a signal.
-// For a thread whose only job is the queue: it blocks that thread's event loop.
-napi_value Wait(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  Queue* q = Unwrap(env, info, &argc, argv);
-  if (!q) return nullptr;
-  REQUIRE_OPEN(env, q, "poll");
-  int32_t timeout = 0;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &timeout) != napi_ok || timeout < 0)
-    return ThrowType(env, "timeoutMs must be a non-negative integer");
-  bool ready = nfq_pending(q->nfq);
-  if (!ready) {
-    struct pollfd p = {nfq_fd(q->nfq), POLLIN, 0};
-    int r = poll(&p, 1, timeout);
-    if (r < 0 && errno != EINTR) return ThrowQueueError(env, q->addon, -errno, "poll", q->queue_num);
-    ready = r > 0;
-  }
-  napi_value out;
-  CALL(env, napi_get_boolean(env, ready, &out));
-  return out;
-}
-
-bool VerdictOk(uint32_t v) {
-  switch (v & 0xff) {  // NF_VERDICT_MASK
-    case 0:  // NF_DROP
-    case 1:  // NF_ACCEPT
-    case 3:  // NF_QUEUE (+ queue number, bypass flag)
-    case 4:  // NF_REPEAT
-      return true;
-    default:
-      return false;
-  }
-}
-
-napi_value Verdict(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  Queue* q = Unwrap(env, info, &argc, argv);
-  if (!q) return nullptr;
-  REQUIRE_OPEN(env, q, "sendmsg");
-  uint32_t n;
-  void *ids, *verdicts, *marks;
-  size_t ni, nv, nm;
-  napi_valuetype t;
-  if (argc < 4 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_number ||
-      napi_get_value_uint32(env, argv[0], &n) != napi_ok)
-    return ThrowType(env, "n must be a number");
-  if (!GetTyped(env, argv[1], napi_uint32_array, &ids, &ni))
-    return ThrowType(env, "ids must be a Uint32Array");
-  if (!GetTyped(env, argv[2], napi_uint32_array, &verdicts, &nv))
-    return ThrowType(env, "verdicts must be a Uint32Array");
-  if (!GetTyped(env, argv[3], napi_uint32_array, &marks, &nm))
-    return ThrowType(env, "marks must be a Uint32Array");
-  if (n > ni || n > nv || n > nm) return ThrowRange(env, "n exceeds the length of ids, verdicts or marks");
-  const uint32_t* v = static_cast<const uint32_t*>(verdicts);
-  for (uint32_t i = 0; i < n; i++) {
-    if (!VerdictOk(v[i])) {
-      char msg[160];
-      snprintf(msg, sizeof(msg),
-               "verdicts[%u] is 0x%x: must be NF_DROP, NF_ACCEPT, NF_QUEUE or NF_REPEAT", i, v[i]);
-      return ThrowRange(env, msg);
-    }
-  }
-  int r = nfq_send_verdicts(q->nfq, n, static_cast<const uint32_t*>(ids), v,
-                            static_cast<const uint32_t*>(marks));
-  if (r < 0) return ThrowQueueError(env, q->addon, r, "sendmsg", q->queue_num);
-  return nullptr;
-}
-
-napi_value Stats(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Queue* q = Unwrap(env, info, &argc, nullptr);
-  if (!q) return nullptr;
-  struct nfq_stats st = {};
-  if (q->nfq) nfq_get_stats(q->nfq, &st);
-  napi_value out, v;
-  CALL(env, napi_create_object(env, &out));
-  const struct {
-    const char* name;
-    uint64_t value;
-  } fields[] = {
-      {"packets", st.packets},         {"batches", st.batches},
-      {"enobufs", st.enobufs},         {"recvErrors", st.recv_errors},
-      {"sendErrors", st.send_errors},  {"verdicts", st.verdicts},
-      {"verdictErrors", st.verdict_errors},
-  };
-  for (const auto& f : fields) {
-    CALL(env, napi_create_double(env, static_cast<double>(f.value), &v));
-    CALL(env, napi_set_named_property(env, out, f.name, v));
-  }
-  return out;
-}
-
-napi_value CloseMethod(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Queue* q = Unwrap(env, info, &argc, nullptr);
-  if (!q) return nullptr;
-  q->Close();
-  return nullptr;
-}
+using namespace aigate;
 
 napi_value Open(napi_env env, napi_callback_info info) {
   Addon* addon = nullptr;
@@ -340,36 +142,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   int r = nfq_open(&h, &cfg, &step);
   if (r < 0) return ThrowQueueError(env, addon, r, step ? step : "open", num);
 
-  Queue* q = new (std::nothrow) Queue();
-  if (!q) {
-    nfq_close(h);
-    return ThrowQueueError(env, addon, -ENOMEM, "malloc", num);
-  }
-  q->addon = addon;
-  q->nfq = h;
-  q->queue_num = num;
-  if (napi_wrap(env, obj, q, Finalize, nullptr, nullptr) != napi_ok) {
-    ThrowLastError(env);
-    q->Close();
-    delete q;
-    return nullptr;
-  }
-  // From here the finalizer owns q.
-  napi_value fd, max_msg;
-  napi_property_descriptor props[] = {
-      {"read", nullptr, Read, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"pending", nullptr, Pending, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"wait", nullptr, Wait, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"verdict", nullptr, Verdict, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"close", nullptr, CloseMethod, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  CALL(env, napi_define_properties(env, obj, sizeof(props) / sizeof(props[0]), props));
-  CALL(env, napi_create_int32(env, nfq_fd(h), &fd));
-  CALL(env, napi_set_named_property(env, obj, "fd", fd));
-  CALL(env, napi_create_uint32(env, static_cast<uint32_t>(nfq_max_msg(h)), &max_msg));
-  CALL(env, napi_set_named_property(env, obj, "maxMessage", max_msg));
-  return obj;
+  return WrapQueue(env, obj, addon, h, num) ? obj : nullptr;
 }
 
 napi_value Init(napi_env env, napi_callback_info info) {

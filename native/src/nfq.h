@@ -125,6 +125,12 @@ int nfq_read_batch(struct nfq_handle *h, uint8_t *buf, size_t buflen,
  * NFQ_MARK_KEEP. Messages are built with mnl_nlmsg_batch into one buffer and
  * sent in one sendmsg per NFQ_VERDICT_BATCH_BYTES (1638 messages); with
  * cfg.verdict_batch a run of equal verdicts is one message. Returns 0 or -errno.
+ *
+ * Every verdicts[i] must be NF_DROP, NF_ACCEPT, NF_QUEUE (with its queue
+ * number and flags in the upper bits) or NF_REPEAT: NF_STOLEN would leak the
+ * packet in the kernel, NF_STOP is deprecated. Mechanism, not policy: this
+ * is not checked here but once, where the values enter native code (the
+ * addon's verdict(), native/src/queue.cc, which refuses the whole batch).
  */
 #define NFQ_MARK_KEEP 0xffffffffu
 #define NFQ_VERDICT_BATCH_BYTES 65536u
