@@ -8,6 +8,7 @@ import { Status } from '../../../src/util/status.js'
 import { payloads, expected } from '../../helpers/fixtures.js'
 import { tcp4, type Tuple } from '../../helpers/packets.js'
 import { rng } from '../../helpers/rng.js'
+import { everySplit, looksLikeLaterTlsRecord } from '../../helpers/split.js'
 
 /**
  * Real Chromium 156 ClientHellos over TCP (test/fixtures/chromium-capture.sh,
@@ -48,12 +49,6 @@ function feed (c: Classifier, pkt: Buffer): number {
 let port = 30000
 function tuple (): Tuple { port = port === 60000 ? 30000 : port + 1; return { src: '10.9.0.1', dst: '10.9.0.2', sport: port, dport: 443 } }
 
-
-/** A segment that is not the hello's start but looks like a later TLS record (the classifier lets those pass as ordinary traffic when no flow is open). */
-function looksLikeLaterRecord (b: Buffer): boolean {
-  const c = b[0] as number
-  return b.length >= 3 && c >= 20 && c <= 24 && c !== 22 && b[1] === 3 && (b[2] as number) <= 4
-}
 
 /** Extension types in wire order, and the ECH extension's first byte, walked here independently of src/extract. */
 function walkExtensions (b: Buffer): { types: number[], echType: number | null } {
@@ -120,25 +115,19 @@ t.test('reassembly: every split point, both orders, gives the exact name, seen s
   for (const [file, bytes] of hellos) {
     const want = (exp[file] as ChromiumExpected).sni
     let bad = 0
-    for (let cut = 1; cut < bytes.length; cut++) {
-      for (const reversed of [false, true]) {
-        const tail = bytes.subarray(cut)
-        if (reversed && looksLikeLaterRecord(tail)) { ambiguous++; continue }
-        const tu = tuple()
-        const isn = 0xfffffc00 // sequence numbers wrap inside the hello
-        const a = tcp4(tu, isn, bytes.subarray(0, cut))
-        const b = tcp4(tu, isn + cut, tail)
-        const [first, second] = reversed ? [b, a] : [a, b]
-        const early = feed(c, first)
-        const n = feed(c, second)
-        if (early !== 0 || n !== 1 || out.names[0] !== want || out.seen !== 'sni' || !out.tls.ech || !out.reassembled ||
-            out.decisions[0]?.action !== ACTION[want]) {
-          if (bad++ < 5) t.fail(`${file} cut ${cut} reversed=${reversed}: ${early}/${n} decisions, ${out.names[0]} seen ${out.seen} ech ${out.tls.ech} ${out.decisions[0]?.action}`)
-          continue
-        }
-        checked++
+    everySplit(bytes, ({ cut, reversed, tail, first, second }) => {
+      if (reversed && looksLikeLaterTlsRecord(tail)) { ambiguous++; return }
+      const tu = tuple()
+      const isn = 0xfffffc00 // sequence numbers wrap inside the hello
+      const early = feed(c, tcp4(tu, isn + first.offset, first.bytes))
+      const n = feed(c, tcp4(tu, isn + second.offset, second.bytes))
+      if (early !== 0 || n !== 1 || out.names[0] !== want || out.seen !== 'sni' || !out.tls.ech || !out.reassembled ||
+          out.decisions[0]?.action !== ACTION[want]) {
+        if (bad++ < 5) t.fail(`${file} cut ${cut} reversed=${reversed}: ${early}/${n} decisions, ${out.names[0]} seen ${out.seen} ech ${out.tls.ech} ${out.decisions[0]?.action}`)
+        return
       }
-    }
+      checked++
+    })
     t.equal(bad, 0, `${file}: all ${2 * (bytes.length - 1)} deliveries`)
   }
   t.ok(checked > 15000, `${checked} split deliveries recovered the name`)
@@ -181,7 +170,7 @@ t.test('random splits into 3-5 segments, shuffled (seeded)', async (t) => {
     const parts = points.slice(0, -1).map((p, i) => ({ at: p, bytes: bytes.subarray(p, points[i + 1]) }))
     for (let i = parts.length - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [parts[i], parts[j]] = [parts[j] as typeof parts[0], parts[i] as typeof parts[0]] }
     const head = parts[0] as typeof parts[0]
-    if (head.at !== 0 && looksLikeLaterRecord(head.bytes)) { ambiguous++; continue }
+    if (head.at !== 0 && looksLikeLaterTlsRecord(head.bytes)) { ambiguous++; continue }
     const tu = tuple()
     const isn = Math.floor(r() * 0x100000000)
     const counts = parts.map((p) => feed(c, tcp4(tu, isn + p.at, p.bytes)))

@@ -6,6 +6,7 @@ import { Status } from '../../../src/util/status.js'
 import { payloads, expected } from '../../helpers/fixtures.js'
 import { tcp4, type Tuple } from '../../helpers/packets.js'
 import { rng } from '../../helpers/rng.js'
+import { everySplit, looksLikeLaterTlsRecord, IN_ORDER } from '../../helpers/split.js'
 import { DEFAULT_MAX_FLOW_SEGMENTS } from '../../../src/flow/index.js'
 
 /**
@@ -35,26 +36,17 @@ t.test('every split point, both orders, gives the same name', async (t) => {
   let ambiguous = 0
   for (const [file, bytes] of hellos) {
     const want = exp[file]?.sni
-    for (let cut = 1; cut < bytes.length; cut++) {
-      for (const reversed of [false, true]) {
-        // A tail that itself looks like a later TLS record (type 20-24, 0x03, <= 0x04) is
-        // taken for ordinary traffic when it comes first: a known, rare ambiguity.
-        const tail = bytes.subarray(cut)
-        if (reversed && (tail[0] as number) >= 20 && (tail[0] as number) <= 24 && tail[0] !== 22 && tail[1] === 3 && (tail[2] as number) <= 4) { ambiguous++; continue }
-        const tu = tuple()
-        const isn = 0xfffffff0 // sequence numbers wrap inside the hello
-        const a = tcp4(tu, isn, bytes.subarray(0, cut))
-        const b = tcp4(tu, isn + cut, bytes.subarray(cut))
-        const first = reversed ? b : a
-        const second = reversed ? a : b
-        if (feed(c, first) !== 0) { t.fail(`${file} cut ${cut}: decided on the first segment`); continue }
-        if (feed(c, second) !== 1 || out.names[0] !== want) {
-          t.fail(`${file} cut ${cut} reversed=${reversed}: got ${out.count} ${out.names[0]} status ${out.status}`)
-          continue
-        }
-        checked++
+    everySplit(bytes, ({ cut, reversed, tail, first, second }) => {
+      if (reversed && looksLikeLaterTlsRecord(tail)) { ambiguous++; return }
+      const tu = tuple()
+      const isn = 0xfffffff0 // sequence numbers wrap inside the hello
+      if (feed(c, tcp4(tu, isn + first.offset, first.bytes)) !== 0) { t.fail(`${file} cut ${cut}: decided on the first segment`); return }
+      if (feed(c, tcp4(tu, isn + second.offset, second.bytes)) !== 1 || out.names[0] !== want) {
+        t.fail(`${file} cut ${cut} reversed=${reversed}: got ${out.count} ${out.names[0]} status ${out.status}`)
+        return
       }
-    }
+      checked++
+    })
   }
   t.ok(checked > 10000, `${checked} split deliveries recovered the name`)
   t.ok(ambiguous < 5, `${ambiguous} ambiguous tails skipped`)
@@ -213,11 +205,11 @@ t.test('DNS over TCP: several messages in one segment, one message split anywher
   const dnsTuple = (): Tuple => ({ ...tuple(), dport: 53 })
   t.equal(feed(c, tcp4(dnsTuple(), 1, Buffer.concat([m1, m2]))), 2, 'two pipelined queries, two decisions')
   t.same(out.names.slice(0, 2), [...(exp[f1]?.names ?? []), ...(exp[f2]?.names ?? [])].map((n) => n.toLowerCase()))
-  for (let cut = 1; cut < m1.length; cut++) {
+  everySplit(m1, ({ cut, first, second }) => {
     const tu = dnsTuple()
-    t.equal(feed(c, tcp4(tu, 77, m1.subarray(0, cut))), 0)
-    if (feed(c, tcp4(tu, 77 + cut, m1.subarray(cut))) !== 1 || out.names[0] !== exp[f1]?.names?.[0]?.toLowerCase()) t.fail(`cut ${cut}: ${out.names[0]}`)
-  }
+    t.equal(feed(c, tcp4(tu, 77 + first.offset, first.bytes)), 0)
+    if (feed(c, tcp4(tu, 77 + second.offset, second.bytes)) !== 1 || out.names[0] !== exp[f1]?.names?.[0]?.toLowerCase()) t.fail(`cut ${cut}: ${out.names[0]}`)
+  }, IN_ORDER)
   t.equal(c.flows.reassembling(), 0)
 })
 
