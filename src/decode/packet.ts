@@ -24,8 +24,63 @@ const V6_FRAG_OFFSET_M = 0xfff9
  */
 const MAX_V6_EXT_HEADERS = 8192
 
-/** IPv4 fragment offset and MF bits (RFC 791 §3.1); DF (0x4000) is not a fragment. */
+/** The version nibble, the high 4 bits of the first byte of either IP header. */
+const IP_VERSION = 0
+/** IPv4's IHL and TCP's Data Offset count 32-bit words. */
+const HEADER_WORD = 4
+
+/** IPv4 header fields (RFC 791 §3.1), as offsets from its start. */
+const IPV4_MIN_HEADER = 20
+const IPV4_VERSION_IHL = 0 // IHL in the low nibble
+const IPV4_TOTAL_LENGTH = 2
+const IPV4_IDENTIFICATION = 4
+const IPV4_FLAGS_FRAGMENT = 6
+const IPV4_TTL = 8
+const IPV4_PROTOCOL = 9
+const IPV4_SRC = 12
+const IPV4_DST = 16
+/** Flags and fragment offset (RFC 791 §3.1): MF, and the offset in 8-byte units. */
+const IPV4_MF = 0x2000
+const IPV4_FRAG_OFFSET = 0x1fff
+/** IPv4 fragment offset and MF bits together; DF (0x4000) is not a fragment. */
 const FRAG_OFFSET_MF = 0x3fff
+/** Fragment offsets (IPv4 and IPv6) count 8-byte units. */
+const FRAG_UNIT = 8
+
+/** IPv6 header fields (RFC 8200 §3), as offsets from its start. */
+const IPV6_HEADER = 40
+const IPV6_PAYLOAD_LENGTH = 4
+const IPV6_NEXT_HEADER = 6
+const IPV6_HOP_LIMIT = 7
+const IPV6_SRC = 8
+const IPV6_DST = 24
+/** Every extension header starts with Next Header, then (all but Fragment) Hdr Ext Len (RFC 8200 §4). */
+const V6_EXT_NEXT_HEADER = 0
+const V6_EXT_LENGTH = 1
+/** Extension header lengths count 8-octet units, not counting the first 8 (RFC 8200 §4.3); AH's count 4-octet units, minus 2 (RFC 4302 §2.2). */
+const V6_EXT_UNIT = 8
+const V6_AH_UNIT = 4
+/** Fragment header (RFC 8200 §4.5): 8 bytes; offset (13 bits, 8-byte units) and M in one 16-bit word, then the identification. */
+const V6_FRAG_HEADER = 8
+const V6_FRAG_OFFSET_WORD = 2
+const V6_FRAG_ID = 4
+const V6_FRAG_OFFSET = 0xfff8
+const V6_FRAG_M = 0x0001
+
+/** TCP header fields (RFC 9293 §3.1), as offsets from its start. */
+const TCP_MIN_HEADER = 20
+const TCP_SRC_PORT = 0
+const TCP_DST_PORT = 2
+const TCP_SEQ = 4
+const TCP_ACK_NUMBER = 8
+const TCP_DATA_OFFSET = 12 // in the high nibble
+const TCP_FLAGS = 13
+
+/** UDP header fields (RFC 768), as offsets from its start. */
+const UDP_HEADER = 8
+const UDP_SRC_PORT = 0
+const UDP_DST_PORT = 2
+const UDP_LENGTH = 4
 
 export const TCP_FIN = 0x01
 export const TCP_SYN = 0x02
@@ -83,7 +138,7 @@ export function decodeIp (buf: Buffer, start: number, end: number, view: PacketV
   view.srcPort = view.dstPort = view.tcpFlags = view.seq = 0
   view.payloadStart = view.payloadEnd = end
   if (end - start < 1) return Status.Malformed
-  const version = (buf[start] as number) >> 4
+  const version = (buf[start + IP_VERSION] as number) >> 4
   if (version === 4) return decodeV4(buf, start, end, view)
   if (version === 6) return decodeV6(buf, start, end, view)
   return Status.Unsupported
@@ -91,64 +146,64 @@ export function decodeIp (buf: Buffer, start: number, end: number, view: PacketV
 
 // RFC 791 §3.1
 function decodeV4 (buf: Buffer, start: number, end: number, view: PacketView): Status {
-  if (end - start < 20) return Status.Malformed
-  const ihl = ((buf[start] as number) & 0x0f) * 4
-  let total = u16(buf, start + 2)
+  if (end - start < IPV4_MIN_HEADER) return Status.Malformed
+  const ihl = ((buf[start + IPV4_VERSION_IHL] as number) & 0x0f) * HEADER_WORD
+  let total = u16(buf, start + IPV4_TOTAL_LENGTH)
   // BIG TCP (Linux 6.3+): a GRO packet over 64 KiB carries total length 0.
-  if (total === 0 && ihl >= 20) { total = end - start; view.truncated = true }
-  if (ihl < 20 || total < ihl) return Status.Malformed
+  if (total === 0 && ihl >= IPV4_MIN_HEADER) { total = end - start; view.truncated = true }
+  if (ihl < IPV4_MIN_HEADER || total < ihl) return Status.Malformed
   let ipEnd = start + total
   if (ipEnd > end) { view.truncated = true; ipEnd = end }
   if (start + ihl > ipEnd) return Status.Malformed
   view.ipVersion = 4
-  view.ipId = u16(buf, start + 4)
-  const frag = u16(buf, start + 6)
-  view.moreFragments = (frag & 0x2000) !== 0
-  view.fragOffset = (frag & 0x1fff) * 8
-  view.ttl = buf[start + 8] as number
-  view.proto = buf[start + 9] as number
-  view.srcAddr = start + 12
-  view.dstAddr = start + 16
+  view.ipId = u16(buf, start + IPV4_IDENTIFICATION)
+  const frag = u16(buf, start + IPV4_FLAGS_FRAGMENT)
+  view.moreFragments = (frag & IPV4_MF) !== 0
+  view.fragOffset = (frag & IPV4_FRAG_OFFSET) * FRAG_UNIT
+  view.ttl = buf[start + IPV4_TTL] as number
+  view.proto = buf[start + IPV4_PROTOCOL] as number
+  view.srcAddr = start + IPV4_SRC
+  view.dstAddr = start + IPV4_DST
   if ((frag & FRAG_OFFSET_MF) !== 0) return fragment(view, start + ihl, ipEnd)
   return decodeL4(buf, start + ihl, ipEnd, view)
 }
 
 // RFC 8200 §3, §4
 function decodeV6 (buf: Buffer, start: number, end: number, view: PacketView): Status {
-  if (end - start < 40) return Status.Malformed
-  let ipEnd = start + 40 + u16(buf, start + 4)
+  if (end - start < IPV6_HEADER) return Status.Malformed
+  let ipEnd = start + IPV6_HEADER + u16(buf, start + IPV6_PAYLOAD_LENGTH)
   if (ipEnd > end) { view.truncated = true; ipEnd = end }
   view.ipVersion = 6
   view.ipId = 0
-  view.ttl = buf[start + 7] as number
-  view.srcAddr = start + 8
-  view.dstAddr = start + 24
-  let next = buf[start + 6] as number
-  let off = start + 40
+  view.ttl = buf[start + IPV6_HOP_LIMIT] as number
+  view.srcAddr = start + IPV6_SRC
+  view.dstAddr = start + IPV6_DST
+  let next = buf[start + IPV6_NEXT_HEADER] as number
+  let off = start + IPV6_HEADER
   for (let i = 0; ; i++) {
     if (next !== V6_HOP_BY_HOP && next !== V6_ROUTING && next !== V6_FRAGMENT &&
         next !== V6_DEST_OPTS && next !== V6_AH) break
     if (i === MAX_V6_EXT_HEADERS) return Status.Unsupported
-    if (off + 8 > ipEnd) return Status.Malformed
+    if (off + V6_EXT_UNIT > ipEnd) return Status.Malformed
     let len: number
     if (next === V6_FRAGMENT) {
-      const fo = u16(buf, off + 2)
+      const fo = u16(buf, off + V6_FRAG_OFFSET_WORD)
       if ((fo & V6_FRAG_OFFSET_M) !== 0) {
-        view.fragOffset = fo & 0xfff8
-        view.moreFragments = (fo & 1) !== 0
-        view.ipId = u32(buf, off + 4)
-        view.proto = buf[off] as number
+        view.fragOffset = fo & V6_FRAG_OFFSET // already in bytes: 8-byte units, shifted left by 3
+        view.moreFragments = (fo & V6_FRAG_M) !== 0
+        view.ipId = u32(buf, off + V6_FRAG_ID)
+        view.proto = buf[off + V6_EXT_NEXT_HEADER] as number
         // RFC 8200 §4.5: the headers after the Fragment header are part of
         // the fragmentable part, read in the rebuilt packet.
-        return fragment(view, off + 8, ipEnd)
+        return fragment(view, off + V6_FRAG_HEADER, ipEnd)
       }
-      len = 8 // RFC 6946: an atomic fragment is a whole packet; read on
+      len = V6_FRAG_HEADER // RFC 6946: an atomic fragment is a whole packet; read on
     } else if (next === V6_AH) {
-      len = ((buf[off + 1] as number) + 2) * 4 // RFC 4302 §2.2: in 4-octet units, minus 2
+      len = ((buf[off + V6_EXT_LENGTH] as number) + 2) * V6_AH_UNIT // RFC 4302 §2.2: in 4-octet units, minus 2
     } else {
-      len = ((buf[off + 1] as number) + 1) * 8
+      len = ((buf[off + V6_EXT_LENGTH] as number) + 1) * V6_EXT_UNIT
     }
-    next = buf[off] as number
+    next = buf[off + V6_EXT_NEXT_HEADER] as number
     off += len // always advances by at least 8
   }
   if (off > ipEnd) return Status.Malformed
@@ -160,26 +215,26 @@ function decodeL4 (buf: Buffer, off: number, end: number, view: PacketView): Sta
   view.l4Start = off
   if (view.proto === PROTO_TCP) {
     // RFC 9293 §3.1
-    if (off + 20 > end) return Status.Malformed
-    const dataOff = ((buf[off + 12] as number) >> 4) * 4
-    if (dataOff < 20 || off + dataOff > end) return Status.Malformed
-    view.srcPort = u16(buf, off)
-    view.dstPort = u16(buf, off + 2)
-    view.seq = u32(buf, off + 4)
-    view.ack = u32(buf, off + 8)
-    view.tcpFlags = buf[off + 13] as number
+    if (off + TCP_MIN_HEADER > end) return Status.Malformed
+    const dataOff = ((buf[off + TCP_DATA_OFFSET] as number) >> 4) * HEADER_WORD
+    if (dataOff < TCP_MIN_HEADER || off + dataOff > end) return Status.Malformed
+    view.srcPort = u16(buf, off + TCP_SRC_PORT)
+    view.dstPort = u16(buf, off + TCP_DST_PORT)
+    view.seq = u32(buf, off + TCP_SEQ)
+    view.ack = u32(buf, off + TCP_ACK_NUMBER)
+    view.tcpFlags = buf[off + TCP_FLAGS] as number
     view.payloadStart = off + dataOff
     view.payloadEnd = end
     return Status.Ok
   }
   if (view.proto === PROTO_UDP) {
     // RFC 768
-    if (off + 8 > end) return Status.Malformed
-    const len = u16(buf, off + 4)
-    view.srcPort = u16(buf, off)
-    view.dstPort = u16(buf, off + 2)
-    view.payloadStart = off + 8
-    if (len < 8) return Status.Malformed
+    if (off + UDP_HEADER > end) return Status.Malformed
+    const len = u16(buf, off + UDP_LENGTH)
+    view.srcPort = u16(buf, off + UDP_SRC_PORT)
+    view.dstPort = u16(buf, off + UDP_DST_PORT)
+    view.payloadStart = off + UDP_HEADER
+    if (len < UDP_HEADER) return Status.Malformed
     if (off + len > end && !view.truncated) return Status.Malformed
     view.payloadEnd = Math.min(off + len, end)
     return Status.Ok
@@ -237,6 +292,19 @@ const ETHERTYPE_VLAN = 0x8100
 const ETHERTYPE_QINQ = 0x88a8
 const MAX_VLAN_TAGS = 2
 
+/** Ethernet II: two 6-byte addresses, then the EtherType; an 802.1Q/802.1ad tag inserts 4 bytes before it. */
+const ETH_TYPE = 12
+const ETHERTYPE_LEN = 2
+const VLAN_TAG = 4
+/** BSD loopback (LINKTYPE_NULL): a 4-byte address family, then the packet. */
+const NULL_HEADER = 4
+/** Linux cooked capture v1 (LINKTYPE_LINUX_SLL): 16-byte header, protocol (EtherType) at 14. */
+const SLL_HEADER = 16
+const SLL_PROTOCOL = 14
+/** Linux cooked capture v2 (LINKTYPE_LINUX_SLL2): 20-byte header, protocol (EtherType) first. */
+const SLL2_HEADER = 20
+const SLL2_PROTOCOL = 0
+
 /**
  * Offset of the IP header in a frame of the given link type, or -1 when the
  * frame does not carry IPv4/IPv6.
@@ -246,27 +314,27 @@ export function ipOffset (linkType: number, buf: Buffer, start: number, end: num
     case LINKTYPE_RAW: case LINKTYPE_IPV4: case LINKTYPE_IPV6:
       return start
     case LINKTYPE_NULL: {
-      return end - start >= 4 ? start + 4 : -1
+      return end - start >= NULL_HEADER ? start + NULL_HEADER : -1
     }
     case LINKTYPE_ETHERNET: {
-      let off = start + 12
+      let off = start + ETH_TYPE
       for (let tags = 0; ; tags++) {
-        if (off + 2 > end) return -1
+        if (off + ETHERTYPE_LEN > end) return -1
         const type = u16(buf, off)
-        if (type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6) return off + 2
+        if (type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6) return off + ETHERTYPE_LEN
         if ((type !== ETHERTYPE_VLAN && type !== ETHERTYPE_QINQ) || tags === MAX_VLAN_TAGS) return -1
-        off += 4
+        off += VLAN_TAG
       }
     }
     case LINKTYPE_LINUX_SLL: {
-      if (end - start < 16) return -1
-      const type = u16(buf, start + 14)
-      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? start + 16 : -1
+      if (end - start < SLL_HEADER) return -1
+      const type = u16(buf, start + SLL_PROTOCOL)
+      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? start + SLL_HEADER : -1
     }
     case LINKTYPE_LINUX_SLL2: {
-      if (end - start < 20) return -1
-      const type = u16(buf, start)
-      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? start + 20 : -1
+      if (end - start < SLL2_HEADER) return -1
+      const type = u16(buf, start + SLL2_PROTOCOL)
+      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? start + SLL2_HEADER : -1
     }
     default:
       return -1
