@@ -1,7 +1,7 @@
 /*
  * accept_loop: the bare C baseline for the NFQUEUE benchmarks. Accepts every
  * packet of one queue, with no JS and no classification, using the same
- * nfq.c as the addon, so "aigate minus accept_loop --batch" is the cost of
+ * nfq C code as the addon (nfq.c, nfq_msg.c, nfq_batch.c), so "aigate minus accept_loop --batch" is the cost of
  * everything above the socket.
  *
  *   --per-packet  one recv, one verdict sendmsg per packet (the classic
@@ -17,7 +17,8 @@
  *   mode=batch queue=0 packets=N batches=B seconds=S pps=P enobufs=E recv_errors=R send_errors=S verdict_errors=V
  * seconds runs from the first to the last packet handled.
  *
- * Build: make -C native/bench   (or: gcc -O2 -Wall -Wextra -o accept_loop accept_loop.c ../src/nfq.c -lmnl)
+ * Build: make -C native/bench   (or: gcc -O2 -Wall -Wextra -o accept_loop accept_loop.c
+ *        ../src/nfq.c ../src/nfq_msg.c ../src/nfq_batch.c -lmnl)
  */
 #define _GNU_SOURCE
 #include <errno.h>
