@@ -7,6 +7,7 @@ import {
   type FirewallOptions, type IptablesVariant,
 } from '../../src/fw/index.js'
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../../src/verdict/marks.js'
+import { Sandbox } from '../../src/demo/sandbox.js'
 import { Netns, netnsSkipReason, waitFor } from '../helpers/netns.js'
 
 /**
@@ -287,19 +288,11 @@ t.test('backend detection on this kernel', { skip }, async (t) => {
 // Traffic: client -> gateway -> server.
 
 t.test('traffic through a gateway with no daemon bound', { skip: skip === false ? (commandMissing('curl') ?? false) : skip }, async (t) => {
-  const net = new Netns('agft')
+  // The demo's client -> gateway -> server (src/demo/sandbox.ts): namespaces agft<pid>-cli|gw|srv, 10.77.x.y.
+  const net = new Sandbox(`agft${process.pid}`, 77)
   t.teardown(() => net.cleanup())
-  const cli = net.add('cli')
-  const gw = net.add('gw')
-  const srv = net.add('srv')
-  const p = net.prefix.slice(-6)
-  net.veth({ ns: cli, dev: `c${p}`, addrs: ['10.77.1.2/24', 'fd77:1::2/64'] }, { ns: gw, dev: `gc${p}`, addrs: ['10.77.1.1/24', 'fd77:1::1/64'] })
-  net.veth({ ns: gw, dev: `gs${p}`, addrs: ['10.77.2.1/24', 'fd77:2::1/64'] }, { ns: srv, dev: `s${p}`, addrs: ['10.77.2.2/24', 'fd77:2::2/64'] })
-  net.exec(cli, 'ip', ['route', 'add', 'default', 'via', '10.77.1.1'])
-  net.exec(cli, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd77:1::1'])
-  net.exec(srv, 'ip', ['route', 'add', 'default', 'via', '10.77.2.1'])
-  net.exec(srv, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd77:2::1'])
-  net.forwarding(gw)
+  net.create()
+  const { cli, gw, srv } = net
 
   // A plain HTTP server on port 443 (TCP to 443 is what the rules queue),
   // serving a file large enough that the client sends far more than 8 packets.
@@ -320,7 +313,7 @@ t.test('traffic through a gateway with no daemon bound', { skip: skip === false 
     return { code: r.status, ms: Date.now() - t0, out: r.stdout + r.stderr.trim() }
   }
   const url4 = 'http://10.77.2.2:443/'
-  const url6 = 'http://[fd77:2::2]:443/'
+  const url6 = `http://[${net.addrs.server6}]:443/`
   const counter = (name: string, table = 'mangle', family = 'ipv4'): number =>
     status(fw).rules.filter((r) => r.family === family && r.table === table && r.name === name).reduce((n, r) => n + r.packets, 0)
   const connmarks = (): number[] => {
