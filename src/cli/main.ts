@@ -71,7 +71,33 @@ function fail (err: unknown): number {
   return 1
 }
 
+let watching = false
+
+/**
+ * The reader went away (`aigate check x | head -1`): what is left to print has
+ * nowhere to go, and that is not an error. Node ignores SIGPIPE, so a write to
+ * the closed pipe fails with EPIPE, reported as an 'error' event on the stream
+ * after write() has returned; unhandled, that event ends the process with a
+ * stack trace. Here it only ends the output: later writes are dropped by the
+ * destroyed stream, the command finishes (`demo` still removes its sandbox)
+ * and exits with the status it would have had (0 when it did its job; `rules
+ * lint 2>&1 | head -1` on bad rules still fails, so a pipefail script sees
+ * it). Once per process: main() may run more than once in one (the tests).
+ */
+function watchOutput (): void {
+  if (watching) return
+  watching = true
+  for (const [stream, what] of [[process.stdout, 'stdout'], [process.stderr, 'stderr']] as const) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') return
+      if (what === 'stdout') process.stderr.write(`aigate: cannot write to stdout (${err.code ?? 'EIO'})\n`)
+      process.exitCode = 1
+    })
+  }
+}
+
 export async function main (argv: string[]): Promise<void> {
+  watchOutput()
   const program = buildProgram()
   // Every command, not only the root (commands made before this call do not
   // inherit it): a usage error throws here instead of calling process.exit(1).

@@ -17,17 +17,32 @@ export function registerCapture (program: Command): void {
     .action(async (iface: string, opts: { rules: string, policy: string, filter: string, cacheSize: number, log: string }) => {
       const classifier = new Classifier(loadRuleset(opts.rules, opts.policy), opts.cacheSize)
       const sink = new FdLines(opts.log)
-      sink.onError = (e) => { process.stderr.write(`aigate: cannot write the decision log (${e.code}): ${e.message}; capture goes on\n`) }
+      let readerGone = (): void => {}
+      sink.onError = (e) => {
+        // The log is stdout and its reader went away (`aigate capture eth0 | head`):
+        // nothing more can be logged, so the capture ends, quietly. Not from
+        // inside the session's packet callback, which is where this is called.
+        if (opts.log === '-' && e.code === 'EPIPE') { setImmediate(() => { readerGone() }); return }
+        process.stderr.write(`aigate: cannot write the decision log (${e.code}): ${e.message}; capture goes on\n`)
+      }
       const handle = captureLive(iface, classifier, new DecisionLog(sink), opts.filter)
       process.stderr.write(`aigate: capturing on ${iface} (log only), filter: ${opts.filter}\n`)
       await new Promise<void>((resolve) => {
-        const stop = (sig: string): void => {
+        const onSigint = (): void => { stop('SIGINT') }
+        const onSigterm = (): void => { stop('SIGTERM') }
+        let stopped = false
+        const stop = (sig: string | null): void => {
+          if (stopped) return
+          stopped = true
+          process.off('SIGINT', onSigint)
+          process.off('SIGTERM', onSigterm)
           const s = handle.close()
-          process.stderr.write(`aigate: ${sig}: ${s.received} packets received, ${s.dropped} dropped by the kernel, ${s.decisions} decisions, ${unreadText(s)}\n`)
+          if (sig !== null) process.stderr.write(`aigate: ${sig}: ${s.received} packets received, ${s.dropped} dropped by the kernel, ${s.decisions} decisions, ${unreadText(s)}\n`)
           resolve()
         }
-        process.once('SIGINT', () => stop('SIGINT'))
-        process.once('SIGTERM', () => stop('SIGTERM'))
+        readerGone = () => { stop(null) }
+        process.once('SIGINT', onSigint)
+        process.once('SIGTERM', onSigterm)
       })
     })
 }
