@@ -1,8 +1,8 @@
 import { Status } from '../util/status.js'
 import { u32 } from '../util/bytes.js'
-import { CryptoAssembler } from './quic/assembler.js'
+import type { CryptoAssembler } from './quic/assembler.js'
 import { walkFrames } from './quic/frames.js'
-import { QuicInfo, QuicRefusal } from './quic/info.js'
+import { type QuicInfo, QuicRefusal } from './quic/info.js'
 import { isKnownVersion, MAX_CID_LEN, QUIC_V2, sameBytes } from './quic/keys.js'
 import { HP_SAMPLE_LEN, HP_SAMPLE_OFFSET, KeyCache } from './quic/open.js'
 import { readVarint, varintLen } from './quic/varint.js'
@@ -19,7 +19,7 @@ export { quicNativeCrypto } from './quic/open.js'
  * QUIC client Initial reader: decrypts the Initial packets of one UDP datagram
  * (QUIC v1, RFC 9000/9001; v2, RFC 9369; and draft-29, draft-ietf-quic-tls-29,
  * which Caddy/quic-go and older clients still speak) and reassembles the CRYPTO
- * stream they carry into the TLS ClientHello, read by tls.ts.
+ * stream they carry into the TLS ClientHello, read by tls/hello.ts.
  *
  * Initial packets are encrypted, but with keys anyone can derive from the
  * Destination Connection ID the client chose (RFC 9001 §5.2, §7): this is
@@ -127,7 +127,7 @@ export function keyDerivations (): number {
  *   Header), no Initial that authenticates (Unauthenticated: mutated or random
  *   bytes, or keys from a DCID this flow never saw; one that does not is
  *   skipped, as a server drops it alone), a forbidden frame, a CRYPTO stream
- *   past {@link MAX_CRYPTO_BYTES}, or a ClientHello tls.ts rejects. Do not
+ *   past {@link MAX_CRYPTO_BYTES}, or a ClientHello tls/hello.ts rejects. Do not
  *   wait for more on this flow. Also an Initial that opens under both its own
  *   DCID's keys and the flow's (`out.ambiguous`, crafted).
  *
