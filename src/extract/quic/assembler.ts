@@ -133,7 +133,7 @@ export class CryptoAssembler {
   }
 
   /**
-   * Read the ClientHello from the contiguous prefix (tls.ts parseHandshake):
+   * Read the ClientHello from the contiguous prefix (parseHandshake, tls/hello.ts):
    * Ok (with SNI) or NoName when it is complete, NeedMore until then,
    * Malformed/Unsupported when the stream is not a valid ClientHello.
    */
