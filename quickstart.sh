@@ -19,6 +19,7 @@ PACKAGES=(
   curl openssl dnsutils dnsmasq-base caddy   # real clients and servers for tests and the demo
   chromium                                   # real browser hellos (TCP and QUIC) in the end-to-end tests
   libcap2-bin util-linux                     # capsh/setpriv for the capability tests
+  prometheus systemd                         # a real Prometheus scrapes the daemon; systemd-analyze checks the unit
 )
 
 need_install() {

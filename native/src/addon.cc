@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <new>
 
+#include "notify.h"
 #include "quic_crypto.h"
 
 namespace aigate {
@@ -189,5 +190,6 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok)
     return nullptr;
   if (QuicCryptoInit(env, exports) != napi_ok) return nullptr;  // quicOpen, quicDerive (quic_crypto.cc)
+  if (NotifyInit(env, exports) != napi_ok) return nullptr;  // notify (notify.cc): sd_notify for Type=notify
   return exports;
 }

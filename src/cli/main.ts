@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander'
-import { readFileSync } from 'node:fs'
 import { AigateError } from '../util/errors.js'
+import { readVersion } from '../util/version.js'
 import { printable } from './shared.js'
 import { registerClassify } from './commands/classify.js'
 import { registerCheck } from './commands/check.js'
@@ -9,6 +9,7 @@ import { registerFirewall } from './commands/firewall.js'
 import { registerCapture } from './commands/capture.js'
 import { registerDemo } from './commands/demo.js'
 import { registerRules } from './commands/rules.js'
+import { registerStatus } from './commands/status.js'
 
 /**
  * Command line: the only module that prints for people and calls process.exit.
@@ -36,25 +37,18 @@ Actions: allow (pass), monitor (pass and log), block (drop), reject (TCP reset /
 Decision lines are JSON with Elastic Common Schema field names and a flat "name".
 
 Exit status: 0 done; 1 an error (a file, the rules, the capture, the kernel) or, for
-check, a name that is not a host name; 2 a usage error; 3 firewall status: not installed.`)
+check, a name that is not a host name, or status: degraded; 2 a usage error; 3 firewall status:
+not installed, or status: the daemon is not running.`)
   // In this order in --help.
   registerClassify(program)
   registerCheck(program)
   registerRun(program)
+  registerStatus(program)
   registerFirewall(program)
   registerCapture(program)
   registerDemo(program)
   registerRules(program)
   return program
-}
-
-function readVersion (): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-    return pkg.version
-  } catch {
-    return '0.0.0'
-  }
 }
 
 function fail (err: unknown): number {

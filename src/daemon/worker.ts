@@ -7,6 +7,8 @@ import { Classifier, Outcome } from '../classify/index.js'
 import { compileRules, type RuleTexts } from '../config/index.js'
 import { DecisionLog, FdLines, type LogExtra } from '../log/index.js'
 import { answer } from '../verdict/index.js'
+import { DecisionCounts } from '../metrics/counts.js'
+import { parseKernelQueues, type KernelQueue, type WorkerCounters, type WorkerReport } from './report.js'
 
 /**
  * One worker thread per queue: owns its queue, its compiled rules, its cache
@@ -47,6 +49,7 @@ export type FromWorker =
   | { type: 'stopped', queue: number }
   | { type: 'logerror', queue: number, code: string, message: string }
   | { type: 'reopened', queue: number, ok: boolean, code?: string, message?: string }
+  | WorkerReport
 
 /** Longest a decision line waits in the worker's buffer. */
 const LOG_FLUSH_MS = 50
@@ -55,22 +58,17 @@ const STOP_DRAIN_ROUNDS = 64
 /** Longest the loop blocks with nothing to do: how soon a message (reload, stats, stop) is seen. */
 const IDLE_WAIT_MS = 100
 
-/**
- * The kernel's own counters of a queue (/proc/net/netfilter/nfnetlink_queue,
- * this network namespace): `overloadDropped`, packets dropped because the
- * queue was full (the overload a flood causes; never counted with
- * fail-open), and `userDropped`, messages the socket could not take.
- * Missing (no such file or line): both -1.
- */
-function kernelQueueCounters (queueNum: number): { overloadDropped: number, userDropped: number } {
+/** The kernel's line for the queue; the -1s when it is not readable here. */
+function kernelQueue (queueNum: number): KernelQueue | null {
   try {
-    for (const line of readFileSync('/proc/net/netfilter/nfnetlink_queue', 'latin1').split('\n')) {
-      const f = line.trim().split(/\s+/)
-      if (Number(f[0]) === queueNum && f.length >= 7) return { overloadDropped: Number(f[5]), userDropped: Number(f[6]) }
-    }
-  } catch { /* not readable here: reported as -1 */ }
-  return { overloadDropped: -1, userDropped: -1 }
+    return parseKernelQueues(readFileSync('/proc/net/netfilter/nfnetlink_queue', 'latin1'), queueNum)
+  } catch {
+    return { portId: -1, overloadDropped: -1, userDropped: -1 }
+  }
 }
+
+/** How often the loop reports to the main thread (metrics, status, the systemd watchdog). */
+const REPORT_MS = 1000
 
 const cfg = workerData as WorkerConfig
 if (parentPort === null) throw new Error('daemon/worker.ts must run in a worker thread')
@@ -111,6 +109,8 @@ function start (): (() => void) | null {
   let decided = 0
   /** Queued packets whose IP/transport headers we could not read: dropped. */
   let undecodable = 0
+  const counts = new DecisionCounts()
+  let lastVerdict = 0
   queue.serveWith((b) => {
     if (b.buf !== bufSource) { bufSource = b.buf; bufView = Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength) }
     const buf = bufView as Buffer
@@ -129,21 +129,58 @@ function start (): (() => void) | null {
         const named = classifier.classify(view, out, now)
         if (answer(out, meta[r + META_MARK] as number, b.verdicts, b.marks, i)) decided++
         if (named > 0) {
+          counts.add(out)
           extra.durationNs = Math.round((performance.now() - t0) * 1e6)
           log.write(view, out, extra)
         }
       }
     }
     if (sink.pos > 0 && lineWaitsSince === 0) lineWaitsSince = t0
+    lastVerdict = now
     return b.count
   })
   post({ type: 'ready', queue: cfg.queue })
+
+  const counters = (): WorkerCounters => {
+    const k = kernelQueue(cfg.queue)
+    const f = classifier.flows.stats
+    return {
+      ...queue.stats(),
+      overloadDropped: k?.overloadDropped ?? -1,
+      userDropped: k?.userDropped ?? -1,
+      bound: k === null ? 0 : 1,
+      portId: k?.portId ?? 0,
+      decided,
+      undecodable,
+      classified: classifier.stats.packets,
+      implausible: f.implausible,
+      tooManySegments: f.tooManySegments,
+      cacheHits: classifier.cache.hits,
+      cacheMisses: classifier.cache.misses,
+      tcpFlows: classifier.flows.size,
+      quicFlows: classifier.quicFlows.size,
+      flowsEvicted: f.evicted,
+      flowsExpired: f.expired,
+      flowsShed: f.shed,
+      flowsLost: f.lost,
+      logLines: sink.written,
+      logLost: sink.lost,
+    }
+  }
+  let reportedAt = 0
+  const report = (): void => {
+    const at = Date.now()
+    if (at - reportedAt < REPORT_MS) return
+    reportedAt = at
+    post({ type: 'report', queue: cfg.queue, at, lastVerdict, counters: counters(), decisions: counts.snapshot() })
+  }
 
   /** Handles one message from the main thread; false after 'stop'. */
   const onMessage = (m: { type: string }): boolean => {
     if (m.type === 'reload') {
       try {
         classifier.swap(compileRules((m as ReloadMessage).rules))
+        counts.fold()
         post({ type: 'reloaded', queue: cfg.queue, ok: true })
       } catch (err) {
         post({ type: 'reloaded', queue: cfg.queue, ok: false, message: (err as Error).message })
@@ -154,15 +191,7 @@ function start (): (() => void) | null {
       lineWaitsSince = 0
       post(e === null ? { type: 'reopened', queue: cfg.queue, ok: true } : { type: 'reopened', queue: cfg.queue, ok: false, code: e.code, message: e.message })
     } else if (m.type === 'stats') {
-      const s = queue.stats()
-      const kernel = kernelQueueCounters(cfg.queue)
-      post({
-        type: 'stats',
-        queue: cfg.queue,
-        stats: {
-          ...s, ...kernel, decided, undecodable, classified: classifier.stats.packets, implausible: classifier.flows.stats.implausible, tooManySegments: classifier.flows.stats.tooManySegments, logLines: sink.written, logLost: sink.lost, cacheHits: classifier.cache.hits, cacheMisses: classifier.cache.misses,
-        } as unknown as Record<string, number>,
-      })
+      post({ type: 'stats', queue: cfg.queue, stats: counters() as unknown as Record<string, number> })
     } else if (m.type === 'stop') {
       // Batches are answered synchronously, so nothing is held between them.
       // Packets still in the kernel's queue would be dropped by the unbind:
@@ -189,6 +218,7 @@ function start (): (() => void) | null {
       for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
         if (!onMessage(m.message as { type: string })) return
       }
+      report()
     }
   }
 }

@@ -27,6 +27,8 @@ export interface Addon {
   readonly MSG_OVERHEAD: number
   readonly MAX_COPY_RANGE: number
   init(errorClass: typeof QueueError): void
+  /** sd_notify(3): one datagram to a systemd notify socket (a path or @abstract); whether it was sent (native/src/notify.cc). */
+  notify(path: string, state: string): boolean
   open(
     queueNum: number,
     options: { copyRange: number; maxLen: number; rcvbuf: number; failOpen: boolean; gso: boolean; verdictBatch: boolean },
