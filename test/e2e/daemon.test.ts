@@ -185,12 +185,15 @@ if (!root) {
     t.same(daemonEvents(), ['info start', 'info reload', 'warn reload', 'info stop'], 'daemon events in the decision log')
   })
 
-  t.test('logrotate: the file moved away, SIGHUP; the lines after it go to a new file, none lost or repeated, even when the policy is bad', async (t) => {
+  t.test('logrotate: the file moved away, SIGUSR2 (then SIGHUP reloads); the lines after it go to a new file, none lost or repeated, even when the policy is bad', async (t) => {
     up(fwOpts)
     await start('rotate')
     const first = logFile
     const pause = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms))
     const hup = async (n: number): Promise<void> => {
+      // SIGUSR2 reopens the log; SIGHUP only reloads (the reload's line goes to the new file).
+      ;(daemon as ChildProcess | null)?.kill('SIGUSR2')
+      await pause(100)
       ;(daemon as ChildProcess | null)?.kill('SIGHUP')
       t.ok(await waitUntil(() => (daemonErr.match(/SIGHUP: (reloading|rules not reloaded)/g) ?? []).length === n, 5000), `SIGHUP ${n} seen`)
       await pause(200)
