@@ -94,6 +94,11 @@ export class Health {
     while (this.#samples.length > 0 && at - (this.#samples[0] as Sample).at > RECENT_MS + 5000) this.#samples.shift()
   }
 
+  /** Has every queue's worker reported within the last `ms`? (What feeds the systemd watchdog.) */
+  allReporting (now: number, ms: number): boolean {
+    return this.queues.every((q) => { const r = this.reports.get(q); return r !== undefined && now - r.at < ms })
+  }
+
   status (now = Date.now()): StatusReport {
     const reasons: string[] = []
     const queues = this.queues.map((q) => {

@@ -214,10 +214,7 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
   const watchdog = watchdogInterval()
   if (watchdog > 0) {
     // Fed only while every worker reports: a stuck serving loop stops the feed and systemd restarts us.
-    const t = setInterval(() => {
-      const now = Date.now()
-      if (opts.queues.every((q) => { const r = health.reports.get(q); return r !== undefined && now - r.at < watchdog * 2 })) sdNotify('WATCHDOG=1')
-    }, watchdog)
+    const t = setInterval(() => { if (health.allReporting(Date.now(), watchdog * 2)) sdNotify('WATCHDOG=1') }, watchdog)
     t.unref()
     closers.push(() => { clearInterval(t) })
   }
