@@ -157,8 +157,12 @@ export function metricsRegistry (src: MetricsSource): Registry {
   return registry
 }
 
-/** `--metrics ADDR:PORT`: host and port; an IPv6 address in brackets. Null when it does not parse. */
+/** Where `--metrics PORT` listens: loopback only, unless an address is given. */
+export const DEFAULT_METRICS_HOST = '127.0.0.1'
+
+/** `--metrics [ADDR:]PORT`: host and port; an IPv6 address in brackets; a bare port is on loopback. Null when it does not parse. */
 export function parseListen (text: string): { host: string, port: number } | null {
+  if (/^\d{1,5}$/.test(text)) return parseListen(`${DEFAULT_METRICS_HOST}:${text}`)
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text)
   if (m === null) return null
   const port = Number(m[3])
