@@ -370,6 +370,8 @@ function ratios (trials: Trial[], summary: Summary): Ratio[] {
     { id: 'dns-cpu-cbatch-aigate1q', label: 'DNS CPU s/Mpkt   batched C / aigate(1q)', workload: 'dns', metric: 'cpuSecPerMPkt', num: 'c-batch', den: 'aigate-1q', target: null, check: null },
     { id: 'dns-aigate1q-npm-nolog', label: 'DNS flood pkt/s  aigate(1q) / nfqueue npm, no log', workload: 'dns', metric: 'pps', num: 'aigate-1q', den: 'nfqueue-npm-nolog', target: null, check: null },
     { id: 'dns-aigate1q-noqueue', label: 'DNS flood pkt/s  aigate(1q) / no queue', workload: 'dns', metric: 'pps', num: 'aigate-1q', den: 'no-queue', target: null, check: null },
+    { id: 'dns-aigate1q-scraped', label: 'DNS flood pkt/s  aigate(1q) scraped 1/s / aigate(1q)', workload: 'dns', metric: 'pps', num: 'aigate-1q-scraped', den: 'aigate-1q', target: '>= 0.95 (issue 12: a scrape never blocks verdicts)', check: (r) => r >= 0.95 },
+    { id: 'p99-aigate1q-scraped', label: 'p99 latency      aigate(1q) scraped 1/s / aigate(1q)', workload: 'latency', metric: 'p99Us', num: 'aigate-1q-scraped', den: 'aigate-1q', target: null, check: null },
     { id: 'dns-aigate2q-cpp', label: 'DNS flood pkt/s  aigate(2q) / bare C per-packet', workload: 'dns', metric: 'pps', num: 'aigate-2q', den: 'c-per-packet', target: null, check: null },
     { id: 'dns-cpp-noqueue', label: 'DNS flood pkt/s  bare C per-packet / no queue', workload: 'dns', metric: 'pps', num: 'c-per-packet', den: 'no-queue', target: null, check: null },
     { id: 'dns-cbatch-noqueue', label: 'DNS flood pkt/s  batched C / no queue', workload: 'dns', metric: 'pps', num: 'c-batch', den: 'no-queue', target: null, check: null },

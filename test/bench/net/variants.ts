@@ -12,7 +12,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process'
 import { up, down } from '../../../src/fw/index.js'
 import { waitUntil, type BenchNet } from './env.js'
 
-export type VariantId = 'no-queue' | 'conntrack-only' | 'kernel-string' | 'c-per-packet' | 'c-batch' | 'nfqueue-npm' | 'nfqueue-npm-nolog' | 'aigate-1q' | 'aigate-2q' | 'aigate-defaults'
+export type VariantId = 'no-queue' | 'conntrack-only' | 'kernel-string' | 'c-per-packet' | 'c-batch' | 'nfqueue-npm' | 'nfqueue-npm-nolog' | 'aigate-1q' | 'aigate-1q-scraped' | 'aigate-2q' | 'aigate-defaults'
 
 export interface Variant {
   readonly id: VariantId
@@ -35,7 +35,19 @@ export const VARIANTS: Variant[] = [
   { id: 'nfqueue-npm-nolog', label: 'nfqueue npm + classifier, no log', queues: [0], blocked: null, diagnostic: true },
   { id: 'aigate-1q', label: 'aigate, 1 queue', queues: [0], blocked: null },
   { id: 'aigate-2q', label: 'aigate, 2 queues', queues: [0, 1], blocked: null },
+  { id: 'aigate-1q-scraped', label: 'aigate, 1 queue, /metrics scraped every second', queues: [0], blocked: null },
 ]
+
+/** Where the scraped variant serves metrics, in the gateway namespace. */
+const SCRAPE_PORT = 9843
+/** The scraper: GET /metrics every second, as Prometheus would (a long-lived process, so no spawn per scrape). */
+const SCRAPER = `
+const http = require('http')
+let n = 0
+setInterval(() => {
+  http.get('http://127.0.0.1:${SCRAPE_PORT}/metrics', (res) => { res.resume(); res.on('end', () => { n++ }) }).on('error', () => {})
+}, 1000)
+process.on('SIGTERM', () => { process.stdout.write('scrapes=' + n + '\\n'); process.exit(0) })`
 
 /**
  * The overload workload's gateway (not one of the compared VARIANTS): `aigate
@@ -81,6 +93,8 @@ export function firewallBackend (): string | null { return backend }
 export interface Consumer {
   readonly pid: number
   readonly child: ChildProcess
+  /** aigate-1q-scraped: the process that scrapes /metrics every second. */
+  scraper?: ChildProcess
   readonly readyMs: number
   stdout: string
   stderr: string
@@ -132,9 +146,10 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths, ove
       args = [...profArgs(paths), paths.nfqueueConsumer, '--module', NFQUEUE_MODULE, '--queue', '0', '--log', v.id === 'nfqueue-npm' ? paths.log : 'none']
       ready = /ready/
       break
-    case 'aigate-1q': case 'aigate-2q':
+    case 'aigate-1q': case 'aigate-2q': case 'aigate-1q-scraped':
       cmd = process.execPath
-      args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--queues', v.id === 'aigate-1q' ? '0' : '0-1', '--log', paths.log, '--fail-closed']
+      args = [...profArgs(paths), join(paths.root, 'bin', 'aigate.js'), 'run', '--queues', v.id === 'aigate-2q' ? '0-1' : '0', '--log', paths.log, '--fail-closed',
+        ...(v.id === 'aigate-1q-scraped' ? ['--metrics', `127.0.0.1:${SCRAPE_PORT}`] : [])]
       ready = /running on queue/
       break
     case 'aigate-defaults':
@@ -152,6 +167,10 @@ export async function startVariant (v: Variant, net: BenchNet, paths: Paths, ove
   const ok = await waitUntil(() => ready.test(c.stderr) || child.exitCode !== null, 30000, 20)
   if (!ok || child.exitCode !== null) throw new Error(`${v.id}: consumer did not start: ${c.stderr.trim()}`)
   ;(c as { readyMs: number }).readyMs = Date.now() - t0
+  if (v.id === 'aigate-1q-scraped') {
+    await waitUntil(() => c.stderr.includes('metrics at'), 5000, 20)
+    c.scraper = net.sb.spawn(net.gw, process.execPath, ['-e', SCRAPER])
+  }
   return c
 }
 
@@ -170,6 +189,11 @@ export async function aigateStats (c: Consumer): Promise<Array<Record<string, nu
 
 /** Stop the consumer (SIGTERM, then SIGKILL after 5 s) and remove the variant's rules. */
 export async function stopVariant (v: Variant, net: BenchNet, c: Consumer | null): Promise<void> {
+  if (c?.scraper !== undefined && c.scraper.exitCode === null) {
+    const done = new Promise<void>((resolve) => c.scraper?.once('exit', () => resolve()))
+    c.scraper.kill('SIGTERM')
+    await done
+  }
   if (c !== null && c.child.exitCode === null && c.child.signalCode === null) {
     const exited = new Promise<void>((resolve) => c.child.once('exit', () => resolve()))
     try { process.kill(c.pid, 'SIGTERM') } catch { /* gone */ }
