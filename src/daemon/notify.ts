@@ -1,4 +1,4 @@
-import { loadAddon } from '../queue/addon.js'
+import { notifySocket } from '../native/index.js'
 
 /**
  * sd_notify(3) for `Type=notify`: a datagram to $NOTIFY_SOCKET (a path, or
@@ -10,9 +10,5 @@ import { loadAddon } from '../queue/addon.js'
 export function sdNotify (state: string): boolean {
   const path = process.env.NOTIFY_SOCKET
   if (path === undefined || path === '') return false
-  try {
-    return loadAddon().notify(path, state)
-  } catch {
-    return false
-  }
+  return notifySocket(path, state)
 }

@@ -1,5 +1,5 @@
 import { createCipheriv, createHmac, type Cipher } from 'node:crypto'
-import { QUIC_SLOT_SIZE } from '../../queue/index.js'
+import { QUIC_SLOT_SIZE } from '../../native/index.js'
 
 /**
  * Client Initial secrets (RFC 9001 §5.1-5.2; v2: RFC 9369 §3.3): the versions

@@ -1,5 +1,5 @@
 import { createDecipheriv } from 'node:crypto'
-import { loadQuicCrypto, type QuicCryptoAddon } from '../../queue/index.js'
+import { loadQuicCrypto, type QuicCryptoAddon } from '../../native/index.js'
 import { AEAD_IV_LEN, InitialKeys, NativeKeys } from './keys.js'
 import type { QuicInfo } from './info.js'
 

@@ -7,7 +7,7 @@ import {
   parseQuicInitial, CryptoAssembler, QuicInfo, InitialKeys, keyDerivations, quicNativeCrypto,
   QUIC_V1, QUIC_V2, QUIC_DRAFT29,
 } from '../../../src/extract/quic.js'
-import { loadQuicCrypto, QUIC_SLOT_SIZE } from '../../../src/queue/index.js'
+import { loadQuicCrypto, QUIC_SLOT_SIZE } from '../../../src/native/index.js'
 import { Status, statusName } from '../../../src/util/status.js'
 import { FIXTURES } from '../../helpers/fixtures.js'
 import { sealInitial, sealAmbiguous, cryptoFrame, varint } from '../../fixtures/quic/seal.js'
