@@ -1,4 +1,5 @@
 import type { DecisionRow } from '../metrics/counts.js'
+import type { QueueStats } from '../queue/index.js'
 
 /**
  * What a worker tells the main thread about itself, once a second from its
@@ -18,16 +19,8 @@ export interface WorkerReport {
   decisions: DecisionRow[]
 }
 
-/** A worker's counters, each a total since it started. */
-export type WorkerCounters = {
-  /** Packets read from the queue, reads that returned some, ENOBUFS, failed recv/send, verdicts sent and refused. */
-  packets: number
-  batches: number
-  enobufs: number
-  recvErrors: number
-  sendErrors: number
-  verdicts: number
-  verdictErrors: number
+/** A worker's counters, each a total since it started: the queue's own (QueueStats: packets, batches, enobufs, verdicts...) and these. */
+export type WorkerCounters = QueueStats & {
   /** The kernel's own counters of the queue (-1: not readable): full-queue drops, messages the socket could not take. */
   overloadDropped: number
   userDropped: number

@@ -44,7 +44,7 @@ export const MARK_KEEP = 0xffffffff
 export const VERDICT_UNSET = 0xffffffff
 
 /** Counters since open; all grow monotonically. */
-export interface QueueStats {
+export type QueueStats = {
   /** Packet records handed to the handler. */
   packets: number
   /** Reads that returned at least one packet. */
