@@ -115,12 +115,31 @@ t.test('metrics, status, signals', { skip }, async (t) => {
   t.ok((query('sum(aigate_overload_total{kind="source-budget"})') ?? 0) > 0 || await waitUntil(() => (query('sum(aigate_overload_total{kind="source-budget"})') ?? 0) > 0, 10000),
     'aigate_overload_total{kind="source-budget"} counts the drops')
 
-  // Logrotate: the file moved, SIGUSR2; the policy edited meanwhile is not applied until SIGHUP.
+  // Logrotate under load: 1000 DNS queries for distinct names at 250/s (under the
+  // budget); halfway the file is moved and SIGUSR2 sent. Every name is in exactly
+  // one of the two files. The policy edited meanwhile is not applied until SIGHUP.
   writeFileSync(policy, 'default: allow\nvendors:\n  anthropic: allow\n')
   const rotated = `${log}.1`
+  const load = spawn('ip', ['netns', 'exec', sb.cli, process.execPath, '-e', `
+    const s = require('dgram').createSocket('udp4')
+    const q = (i) => {
+      const name = Buffer.from('rot' + i)
+      return Buffer.concat([Buffer.from('abcd01000001000000000000', 'hex'), Buffer.from([name.length]), name, Buffer.from('076578616d706c6503636f6d0000010001', 'hex')])
+    }
+    let i = 0
+    const t = setInterval(() => { s.send(q(i++), 53, process.argv[1]); if (i === 1000) { clearInterval(t); setTimeout(() => s.close(), 200) } }, 4)`, sb.addrs.server], { stdio: 'ignore' })
+  procs.push(load)
+  await new Promise((r) => setTimeout(r, 2000))
   spawnSync('mv', [log, rotated])
   daemon.kill('SIGUSR2')
+  await new Promise((resolve) => load.once('exit', resolve))
   await new Promise((r) => setTimeout(r, 500))
+  const names = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"rot')).map((l) => (JSON.parse(l) as { name: string }).name)
+  const a = names(rotated)
+  const b = names(log)
+  t.ok(a.length > 100 && b.length > 100, `lines on both sides of the rotation (${a.length} before, ${b.length} after)`)
+  t.equal(new Set([...a, ...b]).size, 1000, 'all 1000 queries are in the two files')
+  t.equal(a.length + b.length, 1000, 'none twice')
   t.equal(curl('claude.ai'), 28, 'after SIGUSR2 the old policy still applies (blocked)')
   t.ok(await waitUntil(() => { try { return readFileSync(log, 'utf8').includes('"claude.ai"') } catch { return false } }, 5000), 'the line goes to the new file')
   t.notMatch(err, /reloading/, 'SIGUSR2 reloaded nothing')
