@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
-import { loadLists, parseLists, type FileText, type VendorList } from './lists.js'
+import { ConfigError, parseLists, readLists, type FileText } from './lists.js'
 import { parsePolicy, readPolicy } from './policy.js'
+import type { PolicyInput } from '../policy/index.js'
 import { Ruleset } from '../rules/index.js'
 
 /** The package's own directory (two levels above dist/src/config or src/config). */
@@ -22,36 +23,64 @@ export interface RuleTexts {
 export interface LoadedRules {
   readonly ruleset: Ruleset
   readonly texts: RuleTexts
+  /** What lint points out but loading does not need: order, repeats, missing title/source headers. */
+  readonly warnings: readonly string[]
 }
 
 /**
  * Read the vendor lists and the policy once, validate and compile them.
- * Throws ConfigError with every problem at file:line. The daemon's main
- * thread calls this at start and on SIGHUP and posts `texts` to its workers,
- * which compile them with compileRules: what runs is what was checked.
+ * Throws ConfigError with every problem at file:line. `rules lint`, `check`,
+ * `classify`, `capture` and the daemon's main thread (at start and on SIGHUP)
+ * all load through here, and the workers compile the same texts through
+ * compileRules, which runs the same checks: what lint refuses is never loaded.
+ * `warnings` receives what lint points out but loading does not need, also
+ * when it throws.
  */
-export function loadRules (rulesDir: string = DEFAULT_RULES_DIR, policyFile: string = DEFAULT_POLICY, strict = false): LoadedRules {
-  const lists: FileText[] = []
-  const vendorLists = loadLists(rulesDir, strict, lists)
-  const policy: FileText = { file: policyFile, text: readPolicy(policyFile) }
-  const ruleset = compile(vendorLists, policy)
-  return { ruleset, texts: Object.freeze({ lists: Object.freeze(lists), policy: Object.freeze(policy) }) }
+export function loadRules (rulesDir: string = DEFAULT_RULES_DIR, policyFile: string = DEFAULT_POLICY, warnings: string[] = []): LoadedRules {
+  const problems: string[] = []
+  const lists = readLists(rulesDir, problems)
+  // A list that could not be read defines no vendor: the policy's names are then not checked against the rest.
+  const known = problems.length === 0
+  let policy: FileText | null = null
+  try {
+    policy = { file: policyFile, text: readPolicy(policyFile) }
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    problems.push(...err.problems)
+  }
+  const texts: RuleTexts = Object.freeze({ lists: Object.freeze(lists), policy: Object.freeze(policy ?? { file: policyFile, text: '' }) })
+  const ruleset = validate(texts, problems, warnings, policy !== null, known)
+  return { ruleset, texts, warnings }
 }
 
-/** Compile rule texts already read (by loadRules); no file is opened. Throws ConfigError as loadRules does. */
-export function compileRules (texts: RuleTexts, strict = false): Ruleset {
-  return compile(parseLists(texts.lists, strict), texts.policy)
+/** Compile rule texts already read (by loadRules); no file is opened. The same checks; throws ConfigError as loadRules does. */
+export function compileRules (texts: RuleTexts): Ruleset {
+  return validate(texts, [], [], true, true)
 }
 
 /** Read, validate and compile rules and policy; throws ConfigError with every problem. */
-export function loadRuleset (rulesDir: string = DEFAULT_RULES_DIR, policyFile: string = DEFAULT_POLICY, strict = false): Ruleset {
-  return loadRules(rulesDir, policyFile, strict).ruleset
+export function loadRuleset (rulesDir: string = DEFAULT_RULES_DIR, policyFile: string = DEFAULT_POLICY): Ruleset {
+  return loadRules(rulesDir, policyFile).ruleset
 }
 
-function compile (lists: readonly VendorList[], policy: FileText): Ruleset {
-  const input = parsePolicy(policy.text, policy.file, {
-    vendors: new Set(lists.map((l) => l.vendor)),
-    categories: new Set(lists.map((l) => l.category)),
-  })
+/**
+ * The one validator: every list, the names two lists share, the policy
+ * against the vendors and categories the lists define. Every problem of all
+ * of them is collected before it throws, so one run shows them all.
+ */
+function validate (texts: RuleTexts, problems: string[], warnings: string[], withPolicy: boolean, known: boolean): Ruleset {
+  const lists = parseLists(texts.lists, problems, warnings)
+  let input: PolicyInput | null = null
+  if (withPolicy) {
+    try {
+      input = parsePolicy(texts.policy.text, texts.policy.file, known
+        ? { vendors: new Set(lists.map((l) => l.vendor)), categories: new Set(lists.map((l) => l.category)) }
+        : undefined)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      problems.push(...err.problems)
+    }
+  }
+  if (problems.length > 0 || input === null) throw new ConfigError(problems)
   return new Ruleset(lists, input)
 }

@@ -1,9 +1,11 @@
 import { readdirSync } from 'node:fs'
 import { join, basename } from 'node:path'
-import { parsePattern, isPatternError } from '../match/pattern.js'
+import { isPatternError } from '../match/pattern.js'
+import { checkEntry, needsMark, SUFFIX_MARK } from './entry.js'
 import type { ListEntry, VendorList } from '../rules/index.js'
 import { AigateError } from '../util/errors.js'
 import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
+import { overlapProblems } from './overlap.js'
 
 /**
  * Vendor list files (rules/vendors/<vendor>.txt), our one compiled format:
@@ -16,7 +18,9 @@ import { MAX_LIST_BYTES, readTextFile, ReadError } from './read.js'
  *   =api.example.com            exactly this name
  *   bedrock-runtime.*.amazonaws.com   `*` = exactly one label; `*-aiplatform` = glob in a label
  *
- * Problems are reported as `file:line: message`, all of them, not only the first.
+ * A line that names a public suffix on purpose says so: `hf.space  # public-suffix: <why>`
+ * (config/entry.ts). Problems are reported as `file:line: message`, all of
+ * them, not only the first.
  */
 
 export type { ListEntry, VendorList }
@@ -45,8 +49,13 @@ export function stripBom (text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
 }
 
-/** Parse one list file's text. `problems` collects every error; `strict` adds order/duplicate checks. */
-export function parseList (text: string, file: string, problems: string[], strict = false): VendorList {
+/**
+ * Parse one list file's text. `problems` collects every error: an entry or a
+ * header the loader refuses, so nothing that has one is ever loaded.
+ * `warnings` collects what lint points out but loading does not need (order,
+ * a repeated entry, the title and source headers); see config/index.ts.
+ */
+export function parseList (text: string, file: string, problems: string[], warnings: string[] = []): VendorList {
   const header: Record<string, string> = {}
   const sources: string[] = []
   const entries: ListEntry[] = []
@@ -68,15 +77,16 @@ export function parseList (text: string, file: string, problems: string[], stric
     const body = raw.replace(/(^|\s)#.*$/, '').trim()
     if (body === '') continue
     if (/\s/.test(body)) { problems.push(`${file}:${lineNo}: one pattern per line, got "${body}"`); continue }
-    const p = parsePattern(body)
+    const mark = SUFFIX_MARK.exec(raw)
+    if (mark !== null && mark[1] === undefined) { problems.push(`${file}:${lineNo}: "# public-suffix:" needs the reason the whole suffix is the vendor's`); continue }
+    const p = checkEntry(body, { marked: mark !== null, where: 'list' })
     if (isPatternError(p)) { problems.push(`${file}:${lineNo}: ${p.error}`); continue }
-    if (strict) {
-      if (p.text !== body) problems.push(`${file}:${lineNo}: write "${p.text}" (lower case, punycode, no trailing dot)`)
-      const dup = seen.get(p.text)
-      if (dup !== undefined) problems.push(`${file}:${lineNo}: duplicate of line ${dup}`)
-      else if (body < previous) problems.push(`${file}:${lineNo}: not sorted: "${body}" after "${previous}"`)
-      previous = body
-    }
+    if (mark !== null && !needsMark(p)) warnings.push(`${file}:${lineNo}: "${body}" is not a public suffix: the "# public-suffix:" mark is not needed`)
+    const dup = seen.get(p.text)
+    if (dup !== undefined) warnings.push(`${file}:${lineNo}: duplicate of line ${dup}`)
+    else if (body < previous) warnings.push(`${file}:${lineNo}: not sorted: "${body}" after "${previous}"`)
+    previous = body
+    if (dup !== undefined) continue
     seen.set(p.text, lineNo)
     entries.push({ pattern: p, line: lineNo })
   }
@@ -86,8 +96,8 @@ export function parseList (text: string, file: string, problems: string[], stric
   else if (vendor !== expected) problems.push(`${file}:1: "# vendor: ${vendor}" must equal the file name "${expected}"`)
   else if (!VENDOR_ID.test(vendor)) problems.push(`${file}:1: vendor "${vendor}" must be lower case letters, digits and -`)
   if (header.category === undefined || header.category === '') problems.push(`${file}:1: missing "# category:" header`)
-  if (strict && sources.length === 0) problems.push(`${file}:1: missing "# source:" header (where the entries come from)`)
-  if (strict && header.title === undefined) problems.push(`${file}:1: missing "# title:" header`)
+  if (sources.length === 0) warnings.push(`${file}:1: missing "# source:" header (where the entries come from)`)
+  if (header.title === undefined) warnings.push(`${file}:1: missing "# title:" header`)
   return {
     vendor: vendor === '' ? expected : vendor,
     title: header.title ?? vendor,
@@ -99,42 +109,47 @@ export function parseList (text: string, file: string, problems: string[], stric
 }
 
 /**
- * Read every `*.txt` list in a directory, sorted by name. Throws ConfigError
- * listing all problems. `texts`, when given, receives each file's text as read
- * and parsed, in the same order, for parseLists to compile again elsewhere.
+ * Read every `*.txt` list in a directory, sorted by name, each regular file
+ * once. Returns the texts as read, for parseLists; a file that cannot be read
+ * is a problem that names it.
  */
-export function loadLists (dir: string, strict = false, texts?: FileText[]): VendorList[] {
+export function readLists (dir: string, problems: string[]): FileText[] {
   let names: string[]
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.txt')).sort()
   } catch (err) {
-    throw new ConfigError([`${dir}: cannot read rules directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`])
+    problems.push(`${dir}: cannot read rules directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+    return []
   }
-  if (names.length === 0) throw new ConfigError([`${dir}: no *.txt vendor lists found`])
-  const problems: string[] = []
-  const lists: VendorList[] = []
+  if (names.length === 0) { problems.push(`${dir}: no *.txt vendor lists found`); return [] }
+  const texts: FileText[] = []
   for (const n of names) {
     const file = join(dir, n)
-    let text: string
     try {
       // Only regular files: a FIFO or a device named *.txt would hang the loader.
-      text = readTextFile(file, 'list', MAX_LIST_BYTES)
+      texts.push({ file, text: readTextFile(file, 'list', MAX_LIST_BYTES) })
     } catch (err) {
       if (!(err instanceof ReadError)) throw err
       problems.push(err.message)
-      continue
     }
-    texts?.push({ file, text })
-    lists.push(parseList(text, file, problems, strict))
   }
-  if (problems.length > 0) throw new ConfigError(problems)
+  return texts
+}
+
+/**
+ * Parse lists already read: every file on its own, then the names two lists
+ * both cover (config/overlap.ts). Problems and warnings as parseList.
+ */
+export function parseLists (texts: readonly FileText[], problems: string[], warnings: string[] = []): VendorList[] {
+  const lists = texts.map((t) => parseList(t.text, t.file, problems, warnings))
+  problems.push(...overlapProblems(lists))
   return lists
 }
 
-/** Parse lists already read (by loadLists): no file is opened. Throws ConfigError listing all problems. */
-export function parseLists (texts: readonly FileText[], strict = false): VendorList[] {
+/** Read and check the lists of a directory; throws ConfigError listing every problem. */
+export function loadLists (dir: string, warnings: string[] = []): VendorList[] {
   const problems: string[] = []
-  const lists = texts.map((t) => parseList(t.text, t.file, problems, strict))
+  const lists = parseLists(readLists(dir, problems), problems, warnings)
   if (problems.length > 0) throw new ConfigError(problems)
   return lists
 }

@@ -8,8 +8,10 @@ import { ConfigError, loadLists, parseList } from '../../../src/config/lists.js'
 
 t.test('a list file that starts with a UTF-8 byte order mark reads as without it', async (t) => {
   const problems: string[] = []
-  const l = parseList('\ufeff# vendor: acme\n# title: Acme\n# category: ai\n# source: test\nacme.example\n', 'rules/acme.txt', problems, true)
+  const warnings: string[] = []
+  const l = parseList('\ufeff# vendor: acme\n# title: Acme\n# category: ai\n# source: test\nacme.example\n', 'rules/acme.txt', problems, warnings)
   t.same(problems, [])
+  t.same(warnings, [])
   t.equal(l.vendor, 'acme')
   t.same(l.entries.map((e) => e.pattern.text), ['acme.example'])
   parseList('\ufeff\ufeff# vendor: acme\n# category: ai\n', 'rules/acme.txt', problems)

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadLists } from '../../../src/config/lists.js'
-import { loadRuleset, DEFAULT_RULES_DIR, PACKAGE_ROOT } from '../../../src/config/index.js'
+import { loadRules, loadRuleset, PACKAGE_ROOT } from '../../../src/config/index.js'
 import { Classifier } from '../../../src/classify/index.js'
 import { parseName, NameOut, type Name } from '../../../src/name/index.js'
 
@@ -21,8 +20,10 @@ const decide = (name: string) => {
   return classifier.decide(out.name as Name, 0)
 }
 
-t.test('every shipped list passes the strict lint', async (t) => {
-  const lists = loadLists(DEFAULT_RULES_DIR, true)
+t.test('the shipped lists and policy pass the loader every command uses, with no warning', async (t) => {
+  const { ruleset, warnings } = loadRules()
+  t.same(warnings, [], 'sorted, no repeats, title and source headers')
+  const lists = ruleset.lists
   t.ok(lists.length >= 25, `${lists.length} vendor lists`)
   for (const l of lists) {
     t.ok(l.sources.length > 0, `${l.vendor} says where its entries come from`)
