@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander'
-import { ConfigError, loadLists, VENDOR_ID } from '../../config/lists.js'
-import { loadPolicy } from '../../config/policy.js'
-import { importList, LIST_FORMATS, type ListFormat } from '../../config/import.js'
+import { ConfigError, VENDOR_ID } from '../../config/lists.js'
+import { loadRules } from '../../config/index.js'
+import type { Ruleset } from '../../rules/index.js'
+import { detectFormat, importList, LIST_FORMATS, type ListFormat } from '../../config/import.js'
 import { MAX_IMPORT_BYTES, readTextFile, ReadError } from '../../config/read.js'
 import { json } from '../../log/index.js'
 import { printable, rulesOptions, UsageError } from '../shared.js'
@@ -21,37 +22,32 @@ function headerText (flag: string, v: string): void {
 export function registerRules (program: Command): void {
   const rules = program.command('rules').description('validate and import rule lists')
   rulesOptions(rules.command('lint')
-    .description('validate vendor lists (headers, syntax, order, duplicates) and the policy, with file:line errors'))
+    .description('validate vendor lists and the policy with the loader the daemon uses: every problem at file:line (exit 1); warnings (order, repeats, missing headers) do not fail'))
     .action((opts: { rules: string, policy: string }) => {
-      // Both are checked, so one run shows every problem; without valid lists
-      // the policy's vendor and category names cannot be checked against them.
-      const problems: string[] = []
-      const collect = <T>(f: () => T): T | null => {
-        try {
-          return f()
-        } catch (err) {
-          if (!(err instanceof ConfigError)) throw err
-          problems.push(...err.problems)
-          return null
-        }
+      // The same loader as check, classify, run and reload: what fails here never loads there.
+      const warnings: string[] = []
+      let ruleset: Ruleset
+      try {
+        ruleset = loadRules(opts.rules, opts.policy, warnings).ruleset
+      } finally {
+        for (const w of warnings) process.stderr.write(printable(`aigate: warning: ${w}`) + '\n')
       }
-      const lists = collect(() => loadLists(opts.rules, true))
-      collect(() => loadPolicy(opts.policy, lists === null ? undefined : { vendors: new Set(lists.map((l) => l.vendor)), categories: new Set(lists.map((l) => l.category)) }))
-      if (lists === null || problems.length > 0) throw new ConfigError(problems)
-      const entries = lists.reduce((n, l) => n + l.entries.length, 0)
-      process.stdout.write(`ok: ${lists.length} vendor lists, ${entries} entries, policy ${opts.policy}\n`)
+      const entries = ruleset.lists.reduce((n, l) => n + l.entries.length, 0)
+      const w = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`
+      process.stdout.write(`ok: ${ruleset.lists.length} vendor lists, ${entries} entries, policy ${printable(opts.policy)}${w}\n`)
     })
   rules.command('import')
     .description('translate a list in another format into our list syntax (printed on stdout)')
     .argument('<file>', 'list to import')
-    .addOption(new Option('--format <format>', 'input format').choices(LIST_FORMATS as string[]).makeOptionMandatory())
+    .addOption(new Option('--format <format>', 'input format (default: told from the content)').choices(LIST_FORMATS as string[]))
     .requiredOption('--vendor <id>', 'vendor id for the header (the file should be rules/vendors/<id>.txt)')
     .option('--category <name>', 'category for the header', 'ai')
     .option('--title <text>', 'title for the header')
     .option('--source <text>', 'where the list comes from (URL, retrieval date)')
     .option('--include-dir <dir>', 'v2fly: directory that include: names refer to')
     .option('--keep-ads', 'v2fly: keep entries tagged @ads')
-    .action((file: string, opts: { format: ListFormat, vendor: string, category: string, title?: string, source?: string, includeDir?: string, keepAds?: boolean }) => {
+    .option('--strict', 'exit 1 and print no list when any line is skipped')
+    .action((file: string, opts: { format?: ListFormat, strict?: boolean, vendor: string, category: string, title?: string, source?: string, includeDir?: string, keepAds?: boolean }) => {
       idOption('--vendor', opts.vendor)
       idOption('--category', opts.category)
       if (opts.title !== undefined) headerText('--title', opts.title)
@@ -64,16 +60,27 @@ export function registerRules (program: Command): void {
         if (err instanceof ReadError) throw new UsageError(err.message)
         throw err
       }
-      const r = importList(text, opts.format, { file, includeDir: opts.includeDir, keepAds: opts.keepAds })
+      let format = opts.format
+      if (format === undefined) {
+        const d = detectFormat(text)
+        if ('error' in d) throw new UsageError(`${printable(file)}: ${d.error}`)
+        format = d.format
+      }
+      const r = importList(text, format, { file, includeDir: opts.includeDir, keepAds: opts.keepAds })
+      const skipped = r.skipped.map((s) => printable(`${s.file}:${s.line}: skipped ${json(s.text)}: ${s.reason}`))
+      if (opts.strict === true && skipped.length > 0) {
+        // Nothing on stdout: a list redirected into rules/ must not be a partial one.
+        throw new ConfigError([...skipped, `${printable(file)}: ${skipped.length} line${skipped.length === 1 ? '' : 's'} skipped (--strict)`])
+      }
       const lines = [
         `# vendor: ${opts.vendor}`,
         `# title: ${opts.title ?? opts.vendor}`,
         `# category: ${opts.category}`,
-        `# source: ${opts.source ?? printable(file)} (imported as ${opts.format})`,
+        `# source: ${opts.source ?? printable(file)} (imported as ${format}${opts.format === undefined ? ', told from the content' : ''})`,
         ...r.entries,
       ]
       process.stdout.write(lines.join('\n') + '\n')
-      for (const s of r.skipped) process.stderr.write(printable(`${s.file}:${s.line}: skipped ${json(s.text)}: ${s.reason}`) + '\n')
+      for (const s of skipped) process.stderr.write(s + '\n')
       if (r.exceptions.length > 0) process.stderr.write(`allow-exceptions (add to the policy's allow:): ${r.exceptions.join(', ')}\n`)
     })
 }

@@ -95,7 +95,7 @@ t.test('rules lint reports the problems of the lists and of the policy in one ru
   writeFileSync(join(dir, 'policy.yaml'), 'default: allow\nvendors: {acme: nope}\n')
   const r = await aigate('rules', 'lint', '--rules', join(dir, 'rules'), '--policy', join(dir, 'policy.yaml'))
   t.equal(r.status, 1)
-  t.equal(r.stderr, `aigate: ${join(dir, 'rules', 'acme.txt')}:6: not sorted: "a.example" after "b.example"\n` +
+  t.equal(r.stderr, `aigate: warning: ${join(dir, 'rules', 'acme.txt')}:6: not sorted: "a.example" after "b.example"\n` +
     `aigate: ${join(dir, 'policy.yaml')}:2: vendors.acme: "nope" is not an action (allow, monitor, block, reject)\n`)
   t.equal(r.stdout, '')
   writeFileSync(join(dir, 'rules', 'acme.txt'), '# vendor: acme\n# title: Acme\n# category: ai\n# source: test\na.example\nb.example\n')
