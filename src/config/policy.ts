@@ -1,13 +1,14 @@
 import { LineCounter, Parser, parseDocument, isMap, isSeq, isScalar, type CST, type Node } from 'yaml'
 import { ACTIONS, parseCidr, type Action, type NetworkPolicy, type PolicyInput } from '../policy/index.js'
-import { parsePattern, isPatternError, type Pattern } from '../match/pattern.js'
+import { isPatternError, type Pattern } from '../match/pattern.js'
+import { checkEntry } from './entry.js'
 import { ConfigError, stripBom } from './lists.js'
 import { MAX_POLICY_BYTES, readTextFile, ReadError } from './read.js'
 
 /**
  * The policy file (YAML, parsed by the `yaml` package):
  *
- *   default: allow                 # action for names no list matches
+ *   default: allow                 # action for names no list matches (required)
  *   unknown: allow                 # a flow whose opening message names nothing readable (no SNI, an IP literal, not a host name, malformed, past the limits)
  *   evasion: block                 # a flow that showed two different names (overlap/decoy tricks)
  *   vendors: { anthropic: block }  # per vendor list (file basename)
@@ -55,6 +56,43 @@ export function nestingPastDepth (text: string, max: number): number {
     }
   }
   return -1
+}
+
+/**
+ * Why `text` is not a network this policy accepts, or null when it is one.
+ * Stricter than parseCidr (policy/), which the compiled policy uses after
+ * this check: an octet with a leading zero (`10.020.0.0`) is octal to
+ * inet_aton and to iptables, decimal to us, so it is refused rather than
+ * guessed; so is a prefix length with one (`/016`). Host bits set under the
+ * prefix (`10.20.1.0/16`) are refused too: the admin meant either the
+ * network (`10.20.0.0/16`) or a longer prefix, and we cannot tell which.
+ * Without a `/` the text is one address (`/32`, `/128`).
+ */
+export function cidrError (text: string): string | null {
+  const slash = text.indexOf('/')
+  const addr = slash < 0 ? text : text.slice(0, slash)
+  const bits = slash < 0 ? null : text.slice(slash + 1)
+  if (bits !== null && /^0\d/.test(bits)) return `"${text}": the prefix length "/${bits}" has a leading zero`
+  if (!addr.includes(':') && addr.split('.').some((o) => /^0\d/.test(o))) {
+    return `"${text}": an octet with a leading zero is ambiguous (octal to some tools, decimal to others); write it without`
+  }
+  const c = parseCidr(text)
+  if (c === null) return `"${text}" is not a CIDR (10.0.0.0/8, fd00::/8)`
+  if (c.v === 4) {
+    const o = addr.split('.').map(Number)
+    const value = ((((o[0] as number) << 24) | ((o[1] as number) << 16) | ((o[2] as number) << 8) | (o[3] as number)) >>> 0)
+    if (value !== c.range.base) {
+      const b = c.range.base
+      return `"${text}" has host bits set: the network is ${b >>> 24}.${(b >>> 16) & 255}.${(b >>> 8) & 255}.${b & 255}/${bits ?? 32}`
+    }
+    return null
+  }
+  const { bytes, bits: n } = c.range
+  for (let i = 0; i < 16; i++) {
+    const keep = n >= (i + 1) * 8 ? 0xff : n <= i * 8 ? 0 : (0xff << (8 - (n - i * 8))) & 0xff
+    if (((bytes[i] as number) & ~keep & 0xff) !== 0) return `"${text}" has host bits set under /${n}`
+  }
+  return null
 }
 
 export interface KnownNames { readonly vendors: ReadonlySet<string>, readonly categories: ReadonlySet<string> }
@@ -128,7 +166,9 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
 
   const top = keysOf(root, TOP_KEYS, 'the policy')
   const defNode = top.get('default')
-  const def = defNode === undefined ? 'allow' : action(defNode, 'default')
+  // No implied default: which way an unmatched name goes is the policy's first decision.
+  if (defNode === undefined) problems.push(`${file}:1: missing "default:" (the action for names no list matches: ${ACTIONS.join(', ')})`)
+  const def = defNode === undefined ? undefined : action(defNode, 'default')
   const unknownNode = top.get('unknown')
   const unknown = unknownNode == null ? undefined : action(unknownNode, 'unknown')
   const evasionNode = top.get('evasion')
@@ -143,7 +183,7 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
     else {
       for (const item of allowNode.items as Node[]) {
         const v = isScalar(item) ? String(item.value) : ''
-        const p = parsePattern(v)
+        const p = checkEntry(v, { where: 'allow' })
         if (isPatternError(p)) problems.push(`${at(item)}: allow: ${p.error}`)
         else allow.push(p)
       }
@@ -166,7 +206,8 @@ export function parsePolicy (text: string, file: string, known?: KnownNames): Po
         else {
           for (const c of cNode.items as Node[]) {
             const t = isScalar(c) ? String(c.value) : ''
-            if (parseCidr(t) === null) problems.push(`${at(c)}: "${t}" is not a CIDR (10.0.0.0/8, fd00::/8)`)
+            const bad = cidrError(t)
+            if (bad !== null) problems.push(`${at(c)}: networks[${i}].cidrs: ${bad}`)
             else cidrs.push(t)
           }
         }

@@ -22,9 +22,9 @@ t.test('errors carry file:line and name the problem', async (t) => {
   t.same(problems('default: alow\n'), ['p.yaml:1: default: "alow" is not an action (allow, monitor, block, reject)'])
   t.same(problems('default: allow\nvendors:\n  antropic: block\n'), ['p.yaml:3: unknown vendor "antropic" (known: anthropic, openai)'])
   t.same(problems('default: allow\ncolour: blue\n'), ['p.yaml:2: unknown key "colour" in the policy (allowed: default, unknown, evasion, vendors, categories, allow, networks)'])
-  t.same(problems('networks:\n  - name: x\n    cidrs: [10.0.0.0/33]\n'), ['p.yaml:3: "10.0.0.0/33" is not a CIDR (10.0.0.0/8, fd00::/8)'])
+  t.same(problems('default: allow\nnetworks:\n  - name: x\n    cidrs: [10.0.0.0/33]\n'), ['p.yaml:4: networks[0].cidrs: "10.0.0.0/33" is not a CIDR (10.0.0.0/8, fd00::/8)'])
   t.match(problems('vendors: {anthropic: block\n')[0], /^p\.yaml:\d+: /)
-  t.same(problems('allow: ["bad name.com"]\n').length, 1)
+  t.same(problems('default: allow\nallow: ["bad name.com"]\n').length, 1)
   t.same(problems('- a\n- b\n'), ['p.yaml:1: the policy must be a mapping with "default", "vendors", "categories", "allow", "networks"'])
 })
 
