@@ -1,7 +1,7 @@
-import { hasCommand, tryRun } from './exec.js'
-import { iptablesBackend } from './iptables.js'
+import { FirewallError, hasCommand, tryRun } from './exec.js'
+import { iptablesBackend, iptablesUpInput } from './iptables.js'
 import { withFirewallLock } from './lock.js'
-import { nftBackend, nftWorks, NFT_TABLE } from './nft.js'
+import { nftBackend, nftCheck, nftUpInput, nftWorks, NFT_TABLE } from './nft.js'
 import { resolveOptions, type BackendName, type Firewall, type FirewallOptions, type FirewallStatus } from './options.js'
 
 /**
@@ -19,11 +19,12 @@ import { resolveOptions, type BackendName, type Firewall, type FirewallOptions, 
  *   up({ queues: [0, 1, 2, 3], hooks: ['forward'] })   // returns the backend used
  *   status().rules.find((r) => r.name === 'queue-tls-http')?.packets
  *   down()
+ *   print({ backend: 'iptables' }).text   // what up feeds the tools; runs nothing
  */
 
 export { FirewallError, type FirewallErrorCode } from './exec.js'
-export { iptablesBackend, iptablesRules, CHAIN, TCP_PAYLOAD_BPF, QUIC_LONG_HEADER_BPF, type Rule, type IpFamily } from './iptables.js'
-export { nftBackend, nftRuleset, NFT_TABLE } from './nft.js'
+export { iptablesBackend, iptablesRules, iptablesUpInput, CHAIN, TCP_PAYLOAD_BPF, QUIC_LONG_HEADER_BPF, type Rule, type IpFamily } from './iptables.js'
+export { nftBackend, nftRuleset, nftUpInput, NFT_TABLE } from './nft.js'
 export {
   resolveOptions, DEFAULT_SOURCE_BUDGET,
   type BackendName, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type IptablesVariant, type RuleCounter,
@@ -55,6 +56,34 @@ export function up (opts: FirewallOptions = {}): BackendName {
     firewall(name).up(opts)
     return name
   })
+}
+
+/**
+ * What `up` would install, without installing anything: the exact text `up`
+ * feeds to the tools (the same functions build it, iptablesUpInput and
+ * nftUpInput). iptables: one iptables-restore input per family, IPv4 first,
+ * each starting with a comment line that names its tool; on a host without
+ * aigate's rules `up` feeds exactly these. nft: the `nft -f` input, which
+ * `up` feeds whatever is installed. With a backend given, no command runs
+ * and no root is needed; with `auto`, detecting it asks the kernel (`nft -c`),
+ * which needs root when nft is installed.
+ */
+export function print (opts: FirewallOptions = {}): { backend: BackendName, text: string } {
+  const o = resolveOptions(opts)
+  const name = o.backend === 'auto' ? detectForPrint(opts) : o.backend
+  const text = name === 'nft' ? nftUpInput(opts) : iptablesUpInput(opts).map((f) => f.input).join('')
+  return { backend: name, text }
+}
+
+/** detectBackend, but a refusal for want of privileges is an error, not "no nft queue expression". */
+function detectForPrint (opts: FirewallOptions): BackendName {
+  const o = resolveOptions(opts)
+  if (!hasCommand({ netns: o.netns }, 'nft')) return 'iptables'
+  const refused = nftCheck(opts)
+  if (refused === null) return 'nft'
+  if (refused.code !== 'EPERM') return 'iptables'
+  throw new FirewallError(`cannot tell which backend up would use without root (${refused.message}); give --backend iptables or --backend nft`,
+    'EPERM', refused.command, refused.stderr, refused.status)
 }
 
 /**

@@ -30,12 +30,12 @@ function tools (variant: IptablesVariant, family: IpFamily): Tools {
   return { cmd: name, save: `${name}-save`, restore: `${name}-restore` }
 }
 
-/** Append " [batch line N: ...]" when iptables-restore names the line it refused. */
-function explainBatch (batch: readonly string[]): (stderr: string) => string {
+/** Append " [batch line N: ...]" when iptables-restore names the line of `input` it refused (comment lines count). */
+function explainInput (input: string): (stderr: string) => string {
   return (stderr) => {
     const m = /line:? (\d+)/i.exec(stderr)
     const n = m === null ? NaN : Number(m[1])
-    const text = batch[n - 1]
+    const text = input.split('\n')[n - 1]
     return text === undefined ? '' : `[batch line ${n}: ${text}]`
   }
 }
@@ -49,21 +49,50 @@ function restoreArg (a: string): string {
   return /\s/.test(a) ? `"${a}"` : a
 }
 
-function restore (ctx: ExecContext, t: Tools, batch: string[]): void {
-  run(ctx, t.restore, ['-w', '--noflush'], batch.join('\n') + '\n', explainBatch(batch))
+/** The arguments `up` and `down` give iptables-restore. */
+const RESTORE_ARGS = ['-w', '--noflush'] as const
+
+/**
+ * The text fed to `iptables-restore -w --noflush` (or ip6tables-restore): a
+ * comment line naming the family and the tool (iptables-restore skips it),
+ * then the batch. `up` feeds exactly this, and `up --print` writes exactly
+ * this (restoreInput on an empty table state): one function, so the two
+ * cannot drift.
+ */
+function restoreInput (t: Tools, family: IpFamily, batch: readonly string[]): string {
+  return [`# aigate firewall: ${family}, input of ${t.restore} ${RESTORE_ARGS.join(' ')}`, ...batch].join('\n') + '\n'
+}
+
+function restore (ctx: ExecContext, t: Tools, input: string): void {
+  run(ctx, t.restore, RESTORE_ARGS, input, explainInput(input))
 }
 
 function upFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
   const t = tools(o.iptables, family)
   const saved = parseSave(run(ctx, t.save, []))
   try {
-    restore(ctx, t, upBatch(o, family, saved, true))
+    restore(ctx, t, restoreInput(t, family, upBatch(o, family, saved, true)))
   } catch (err) {
     // A kernel without xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF): queue every
     // early packet of the flow instead of only those with payload.
     if (!(err instanceof FirewallError) || !/bpf/i.test(err.message)) throw err
-    restore(ctx, t, upBatch(o, family, saved, false))
+    restore(ctx, t, restoreInput(t, family, upBatch(o, family, saved, false)))
   }
+}
+
+/**
+ * What `up` feeds to iptables-restore on a host without aigate's rules, one
+ * input per family (IPv4 first), each starting with its comment line (see
+ * restoreInput): pure, no command runs, no root needed. On a host where
+ * they are already installed, `up` feeds the same chains and rules and
+ * differs only in the hook jumps: an old jump is deleted (`-D`) and a
+ * jump already first in its hook chain is kept instead of inserted again.
+ * On a kernel without xt_bpf `up` falls back to rules without the payload
+ * match; this prints the rules with it.
+ */
+export function iptablesUpInput (options: FirewallOptions = {}): Array<{ family: IpFamily, input: string }> {
+  const o = resolveOptions(options)
+  return families(o).map((family) => ({ family, input: restoreInput(tools(o.iptables, family), family, upBatch(o, family, new Map(), true)) }))
 }
 
 function upBatch (o: Resolved, family: IpFamily, saved: Map<string, SavedTable>, payloadMatch: boolean): string[] {
@@ -112,7 +141,7 @@ function downFamily (ctx: ExecContext, o: Resolved, family: IpFamily): void {
     touched.push(table)
   }
   if (batch.length === 0) return
-  restore(ctx, t, batch)
+  restore(ctx, t, restoreInput(t, family, batch))
   // A table left with nothing in it goes, so iptables-save shows what it showed
   // before `up` created it (an empty table changes no packet's fate either way).
   // iptables has no command to delete a table; with iptables-nft the table is an

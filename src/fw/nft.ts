@@ -1,5 +1,5 @@
 import { AIGATE_MARK_MASK, MARK_ACCEPT, MARK_DROP, MARK_REJECT } from '../verdict/marks.js'
-import { run, tryRun, type ExecContext } from './exec.js'
+import { run, tryRun, type ExecContext, type FirewallError } from './exec.js'
 import { resolveOptions, hex, queueTotals, type Firewall, type FirewallOptions, type FirewallStatus, type Hook, type Resolved, type RuleCounter } from './options.js'
 
 /**
@@ -97,10 +97,32 @@ function rulesetFor (o: Resolved): string {
   return [`table inet ${NFT_TABLE} {`, ...sets, `\tchain ${CHAIN} {`, ...decide, '\t}', ...base, '}', ''].join('\n')
 }
 
+/**
+ * The text `up` feeds to `nft -f -`, and `up --print` writes: a comment line,
+ * then add + delete + the table in one transaction, so the table is replaced
+ * atomically whether it existed or not (the same text works on a clean host
+ * and on one where aigate's table is installed).
+ */
+function upInput (o: Resolved): string {
+  return `# aigate firewall: input of nft -f (replaces table inet ${NFT_TABLE} atomically)\n` +
+    `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${rulesetFor(o)}`
+}
+
+/** {@link upInput} from options: pure, no command runs, no root needed. */
+export function nftUpInput (options: FirewallOptions = {}): string {
+  return upInput(resolveOptions(options))
+}
+
 /** Does the kernel take our ruleset (queue expression included)? Checked with `nft -c`: nothing is committed. */
 export function nftWorks (opts: FirewallOptions = {}): boolean {
+  return nftCheck(opts) === null
+}
+
+/** Why `nft -c` refused our ruleset (EPERM: not root, so nothing was learnt), or null when the kernel takes it. */
+export function nftCheck (opts: FirewallOptions = {}): FirewallError | null {
   const o = resolveOptions(opts)
-  return tryRun({ netns: o.netns }, 'nft', ['-c', '-f', '-'], rulesetFor(o)).ok
+  const r = tryRun({ netns: o.netns }, 'nft', ['-c', '-f', '-'], rulesetFor(o))
+  return r.ok ? null : r.error
 }
 
 /** Append " [line N: ...]" with the input line nft complains about (`/dev/stdin:14:62-66: Error: ...`). */
@@ -124,11 +146,8 @@ export const nftBackend: Firewall = {
   name: 'nft',
   up (opts?: FirewallOptions): void {
     const o = resolveOptions(opts)
-    const ctx = { netns: o.netns }
-    // add + delete + add in one transaction: the table is replaced atomically,
-    // whether it existed or not.
-    const input = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${rulesetFor(o)}`
-    run(ctx, 'nft', ['-f', '-'], input, explainInput(input))
+    const input = upInput(o)
+    run({ netns: o.netns }, 'nft', ['-f', '-'], input, explainInput(input))
   },
   down (opts?: FirewallOptions): void {
     const o = resolveOptions(opts)

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { parseQueues } from '../../daemon/index.js'
-import { up as fwUp, down as fwDown, status as fwStatus } from '../../fw/index.js'
+import { up as fwUp, down as fwDown, status as fwStatus, print as fwPrint } from '../../fw/index.js'
 import type { FirewallOptions } from '../../fw/options.js'
 import { intOption, UsageError } from '../shared.js'
 
@@ -39,10 +39,16 @@ function fwOpts (o: FwFlags): FirewallOptions {
 
 export function registerFirewall (program: Command): void {
   const fw = program.command('firewall').description('install, remove or show the kernel rules that send flow-opening packets to aigate (root)')
-  fwOptions(fw.command('up').description('install the rules (idempotent)')).action((o: FwFlags) => {
-    const backend = fwUp(fwOpts(o))
-    process.stdout.write(`aigate firewall: rules installed (${backend})\n`)
-  })
+  fwOptions(fw.command('up').description('install the rules (idempotent)'))
+    .option('--print', 'install nothing: write to stdout the exact input up feeds to iptables-restore -w --noflush (one per family, each after a comment line naming its tool; what up feeds on a host without aigate\'s rules) or to nft -f; no root needed with --backend iptables|nft')
+    .action((o: FwFlags & { print?: boolean }) => {
+      if (o.print === true) {
+        process.stdout.write(fwPrint(fwOpts(o)).text)
+        return
+      }
+      const backend = fwUp(fwOpts(o))
+      process.stdout.write(`aigate firewall: rules installed (${backend})\n`)
+    })
   fwWhere(fw.command('down').description('remove the rules, on every hook and queue (idempotent; the host is left as before `up`)')).action((o: { ipv6: boolean, backend: string, netns?: string }) => {
     fwDown({ ipv6: o.ipv6, backend: o.backend as 'auto' | 'iptables' | 'nft', ...(o.netns !== undefined ? { netns: o.netns } : {}) })
     process.stdout.write('aigate firewall: rules removed\n')
