@@ -37,8 +37,8 @@ Actions: allow (pass), monitor (pass and log), block (drop), reject (TCP reset /
 Decision lines are JSON with Elastic Common Schema field names and a flat "name".
 
 Exit status: 0 done; 1 an error (a file, the rules, the capture, the kernel) or, for
-check, a name that is not a host name, or status: degraded; 2 a usage error; 3 firewall status:
-not installed, or status: the daemon is not running.`)
+check, a name that is not a host name; 2 a usage error; 3 firewall status: not installed.
+status: 0 healthy, 1 degraded, 3 the daemon is not running.`)
   // In this order in --help.
   registerClassify(program)
   registerCheck(program)
