@@ -10,6 +10,7 @@ import { registerCapture } from './commands/capture.js'
 import { registerDemo } from './commands/demo.js'
 import { registerRules } from './commands/rules.js'
 import { registerStatus } from './commands/status.js'
+import { registerReport } from './commands/report.js'
 
 /**
  * Command line: the only module that prints for people and calls process.exit.
@@ -48,6 +49,7 @@ status: 0 healthy, 1 degraded, 3 the daemon is not running.`)
   registerCapture(program)
   registerDemo(program)
   registerRules(program)
+  registerReport(program)
   return program
 }
 
