@@ -23,8 +23,13 @@ interface LiveSession {
   /** The package's name for the link type, or "Unknown linktype N". */
   link_type: string
   on (ev: 'packet', cb: (p: LivePacket) => void): void
+  /** pcap_breakloop and no more 'packet' events; the handle itself stays open (see LiveHandle.close). */
   close (): void
   stats (): { ps_recv: number, ps_drop: number, ps_ifdrop: number }
+  /** The native session: `dispatch` reads every frame waiting in the ring, each one a 'packet' event, and returns at once (non-blocking). */
+  session: { dispatch (buf: Buffer, header: Buffer): number }
+  buf: Buffer
+  header: Buffer
 }
 
 /** The five link types the `pcap` package names (node_modules/pcap/pcap_session.cc); 802.11 radiotap we cannot decode. */
@@ -53,7 +58,22 @@ export interface LiveStats extends FrameStats {
   dropped: number
 }
 
-export interface LiveHandle { close (): LiveStats }
+export interface LiveHandle {
+  /**
+   * Stop now: the frames already waiting in the kernel's ring are read and
+   * logged first (none of what was captured is lost), then the counters are
+   * taken and the session stops delivering packets.
+   *
+   * The process must then exit by itself: the `pcap` package reads libpcap
+   * in non-blocking mode from a libuv poll handle that only a read returning
+   * PCAP_ERROR_BREAK releases (pcap_session.cc FinalizeClose), and libpcap
+   * (1.10) in non-blocking mode sees pcap_breakloop only while it reads a
+   * packet: with no traffic the handle keeps the event loop alive until the
+   * next matching packet arrives (what `capture` did before: it "waited for a
+   * packet" after SIGINT). The kernel closes the socket when the process ends.
+   */
+  close (): LiveStats
+}
 
 /**
  * The session's packet callback: each frame through `frames` (time: the
@@ -87,11 +107,15 @@ export function captureLive (iface: string, classifier: Classifier, log: Decisio
   // A mirror port sees fragments as sent: the reader puts them together as the host will.
   const frames = new FrameReader(classifier)
   session.on('packet', onLivePacket(frames, linkType, log))
+  let closed: LiveStats | null = null
   return {
     close: () => {
+      if (closed !== null) return closed
+      session.session.dispatch(session.buf, session.header)
       const s = session.stats()
       session.close()
-      return { ...frames.finish(), received: s.ps_recv, dropped: s.ps_drop + s.ps_ifdrop }
+      closed = { ...frames.finish(), received: s.ps_recv, dropped: s.ps_drop + s.ps_ifdrop }
+      return closed
     },
   }
 }
