@@ -33,11 +33,13 @@ mkdirSync(bin)
 mkdirSync(calls)
 writeFileSync(join(bin, 'fake'), `#!/bin/sh
 # A fake iptables-save prints $FAKE_FW_DIR/save.<tool> (or nothing: no tables);
-# restore and nft record their arguments and stdin as calls/<n>.
+# restore and nft record their arguments and stdin as calls/<n>, or fail
+# with $FAKE_FW_DIR/fail on stderr when there is one.
 name=$(basename "$0")
 case "$name" in
   *-save) [ -f "$FAKE_FW_DIR/save.$name" ] && cat "$FAKE_FW_DIR/save.$name"; exit 0 ;;
 esac
+if [ -f "$FAKE_FW_DIR/fail" ]; then cat >/dev/null; cat "$FAKE_FW_DIR/fail" >&2; exit 2; fi
 n=$(ls "$FAKE_FW_DIR/calls" | wc -l)
 n=$(printf '%04d' "$n")
 printf '%s %s' "$name" "$*" > "$FAKE_FW_DIR/calls/$n.args"
@@ -109,6 +111,15 @@ t.test('iptables: where the rules are installed, up feeds the same chains and di
   }
   rmSync(join(tmp, 'save.iptables-save'))
   rmSync(join(tmp, 'save.ip6tables-save'))
+})
+
+t.test('a line iptables-restore refuses is quoted from the input, the comment line counted as it counts it', async (t) => {
+  writeFileSync(join(tmp, 'fail'), "iptables-restore v1.8.9 (nf_tables): Couldn't load match `bogus'\n\nError occurred at line: 3\n")
+  t.teardown(() => rmSync(join(tmp, 'fail')))
+  t.throws(() => fw.iptablesBackend.up({ backend: 'iptables' }), {
+    name: 'FirewallError',
+    message: "iptables-restore -w --noflush failed (exit 2): iptables-restore v1.8.9 (nf_tables): Couldn't load match `bogus' [batch line 3: :AIGATE - [0:0]]",
+  })
 })
 
 t.test('nft: --print is the input up feeds to nft -f, which replaces the table whatever is there', async (t) => {
