@@ -1,7 +1,6 @@
 import { spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { up as firewallUp, down as firewallDown, status as firewallStatus } from '../fw/index.js'
 import { askControl } from '../control/index.js'
 import { PACKAGE_ROOT } from '../config/index.js'
@@ -48,7 +47,7 @@ export interface HaOptions {
   policyFile: string
 }
 
-const BIN = fileURLToPath(new URL('../../../bin/aigate.js', import.meta.url))
+const BIN = join(PACKAGE_ROOT, 'bin', 'aigate.js')
 const ANNOUNCE = join(PACKAGE_ROOT, 'systemd', 'ha', 'aigate-ha-announce.sh')
 /** How often the announcer looks for new drop verdicts: the longest a fresh block may be missing on the peer. */
 export const ANNOUNCE_INTERVAL_SEC = 0.25
@@ -176,7 +175,8 @@ export class HaSandbox extends Netns {
       const daemon = this.spawn(this.gw[g], 'unshare', ['--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', `ha-gw${g}`,
         process.execPath, BIN, 'run', '--queues', '0', '--log', this.log(g), '--control', this.control(g), '--rules', opts.rulesDir, '--policy', opts.policyFile])
       let err = ''
-      daemon.stderr?.on('data', (b: Buffer) => { err += b.toString(); appendFileSync(this.path(g, 'aigate.err'), b) })
+      daemon.stderr?.on('data', (b: Buffer) => { err += b.toString() })
+      collect(daemon, this.path(g, 'aigate.out'))
       this.#daemons.set(g, daemon)
       if (!await waitUntil(() => err.includes('running on queue') || daemon.exitCode !== null, 15_000) || daemon.exitCode !== null) {
         throw new Error(`aigate run on gw${g} did not start: ${err.trim()}`)
@@ -267,7 +267,8 @@ export class HaSandbox extends Netns {
 
 /** Append a child's output to a file (its pipes must keep flowing). */
 function collect (c: ChildProcess, file: string): void {
-  const write = (b: Buffer): void => { appendFileSync(file, b) }
+  // After destroy() the directory may be gone while the last output drains.
+  const write = (b: Buffer): void => { try { appendFileSync(file, b) } catch { /* gone */ } }
   c.stdout?.on('data', write)
   c.stderr?.on('data', write)
 }
