@@ -11,6 +11,7 @@ import { registerDemo } from './commands/demo.js'
 import { registerRules } from './commands/rules.js'
 import { registerStatus } from './commands/status.js'
 import { registerReport } from './commands/report.js'
+import { registerLogs } from './commands/logs.js'
 
 /**
  * Command line: the only module that prints for people and calls process.exit.
@@ -50,6 +51,7 @@ status: 0 healthy, 1 degraded, 3 the daemon is not running.`)
   registerDemo(program)
   registerRules(program)
   registerReport(program)
+  registerLogs(program)
   return program
 }
 
