@@ -20,6 +20,7 @@ PACKAGES=(
   chromium                                   # real browser hellos (TCP and QUIC) in the end-to-end tests
   libcap2-bin util-linux                     # capsh/setpriv for the capability tests
   prometheus systemd                         # a real Prometheus scrapes the daemon; systemd-analyze checks the unit
+  keepalived conntrackd                      # two gateways as one: demo --ha, the HA test and bench:ha
 )
 
 need_install() {
