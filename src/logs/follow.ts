@@ -171,14 +171,24 @@ async function openLog (path: string): Promise<Opened> {
   }
 }
 
-/** Reads what `fh` holds past `pos` into `split`; returns the new position. */
-async function drain (fh: FileHandle, pos: number, split: LineSplitter, out: Buffer[]): Promise<number> {
+/** Where reading a file is: its position, and the line it is in the middle of. */
+interface Cursor { pos: number, split: LineSplitter }
+
+/**
+ * The lines `fh` holds past `c.pos`, a chunk's worth at a time (so a large
+ * file is never held whole: the reader's pace, and stdout's backpressure,
+ * set how much is read); the unfinished last line stays in `c.split`.
+ */
+async function * drain (fh: FileHandle, c: Cursor): AsyncGenerator<Buffer> {
+  const out: Buffer[] = []
   for (;;) {
     const buf = Buffer.alloc(CHUNK)
-    const { bytesRead } = await fh.read(buf, 0, CHUNK, pos)
-    if (bytesRead === 0) return pos
-    pos += bytesRead
-    split.push(buf.subarray(0, bytesRead), out)
+    const { bytesRead } = await fh.read(buf, 0, CHUNK, c.pos)
+    if (bytesRead === 0) return
+    c.pos += bytesRead
+    c.split.push(buf.subarray(0, bytesRead), out)
+    yield * out
+    out.length = 0
   }
 }
 
@@ -200,28 +210,28 @@ export async function * fileLines (path: string, o: FileLinesOptions): AsyncGene
     if (!o.follow || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw describe(path, err)
     o.notice(`${path}: not there yet; waiting for it`)
   }
-  const split = new LineSplitter()
+  const c: Cursor = { pos: 0, split: new LineSplitter() }
   const out: Buffer[] = []
-  let pos = 0
   if (cur !== null && o.last !== null) {
     const size = (await cur.fh.stat()).size
-    pos = await startOfLast(cur.fh, size, o.last, o.selects)
+    c.pos = await startOfLast(cur.fh, size, o.last, o.selects)
   }
   let gone = false
   try {
     for (;;) {
       if (cur !== null) {
         const size = (await cur.fh.stat()).size
-        if (size < pos) {
+        if (size < c.pos) {
           o.notice(`${path}: truncated; reading it from the start`)
-          pos = 0
-          split.reset()
+          c.pos = 0
+          c.split.reset()
         }
-        pos = await drain(cur.fh, pos, split, out)
-        if (!o.follow) split.end(out)
-        yield * out
-        out.length = 0
-        if (!o.follow) return
+        yield * drain(cur.fh, c)
+        if (!o.follow) {
+          c.split.end(out)
+          yield * out
+          return
+        }
       }
       if (o.signal.aborted) return
       let now: { dev: number, ino: number } | null = null
@@ -244,17 +254,22 @@ export async function * fileLines (path: string, o: FileLinesOptions): AsyncGene
         }
         if (cur !== null) {
           // The rest of the old file: lines written between our last read and the rotation.
-          await drain(cur.fh, pos, split, out)
-          split.end(out)
+          try {
+            yield * drain(cur.fh, c)
+          } catch (err) {
+            await next.fh.close()
+            throw err
+          }
+          c.split.end(out)
           yield * out
           out.length = 0
           await cur.fh.close()
           o.notice(`${path}: ${gone ? 'a new file appeared' : 'was replaced (rotated)'}; following the new file`)
-        } else if (gone || pos === 0) {
+        } else {
           o.notice(`${path}: appeared; following it`)
         }
         cur = next
-        pos = 0
+        c.pos = 0
         gone = false
         continue
       }
