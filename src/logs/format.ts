@@ -1,4 +1,4 @@
-import { printable } from '../cli/shared.js'
+import { printable } from '../util/text.js'
 import type { Entry } from './line.js'
 
 /**

@@ -1,4 +1,4 @@
-import { printable } from '../cli/shared.js'
+import { printable } from '../util/text.js'
 import { Entry, readEntry, type EntryKind } from './line.js'
 import { Filter } from './filter.js'
 import { Formatter } from './format.js'
