@@ -39,6 +39,12 @@ export class Outcome {
   /** Segments of the flow seen when the decision was made. */
   segments = 1
   /**
+   * Every name the flow showed, space-separated in the order seen, when its
+   * decision is evasion (a first hello and a second, a watched name and the
+   * copy that disagrees); '' otherwise. The log names them all.
+   */
+  shown = ''
+  /**
    * Decided (and logged), but not to be saved on the connection: an allowed
    * TLS/HTTP flow stays under watch until the client's first data after the
    * hello, so a decoy hello cannot wave the real one through; an allowed DNS
@@ -56,6 +62,7 @@ export class Outcome {
     this.count = 0
     this.reassembled = false
     this.segments = 1
+    this.shown = ''
     this.hold = false
     this.seen = null
     this.verdict = null
@@ -97,4 +104,11 @@ export function namesOf (out: Outcome): string {
   let s = out.names[0] as string
   for (let i = 1; i < out.count; i++) s += ' ' + (out.names[i] as string)
   return s
+}
+
+/** Outcome.shown for an evasion: the names decided earlier on the flow (namesOf), then those this packet read. */
+export function shownBy (earlier: string, out: Outcome): string {
+  if (out.count === 0 || out.decisions[0] === null) return earlier
+  const now = namesOf(out)
+  return earlier === '' ? now : now === '' ? earlier : earlier + ' ' + now
 }

@@ -5,7 +5,7 @@ import { parseQuicInitial, CryptoAssembler } from '../extract/quic.js'
 import { FlowTable, MAX_IMPLAUSIBLE } from '../flow/index.js'
 import type { Decision } from '../policy/index.js'
 import type { Decider } from './decide.js'
-import { lets, type Outcome } from './outcome.js'
+import { lets, shownBy, type Outcome } from './outcome.js'
 import { MIN_TRUSTED_TTL } from './tcp-watch.js'
 
 /** QUIC flows whose ClientHello is still arriving (each holds a 32 KiB assembler). */
@@ -234,14 +234,15 @@ export class QuicOpenings {
   #implausible (view: PacketView, out: Outcome, key: string, flow: QuicGather | QuicWatch): boolean {
     this.tcp.stats.implausible++
     if (++flow.implausible <= MAX_IMPLAUSIBLE) return false
-    this.#final(view, out, key, this.decider.ruleset.policy.evaded('implausible'))
+    this.#final(view, out, key, this.decider.ruleset.policy.evaded('implausible'), flow instanceof QuicWatch ? flow.name : '')
     return true
   }
 
   /** A final decision for a QUIC port pair, logged once (later datagrams get it silently). */
-  #final (view: PacketView, out: Outcome, key: string, d: Decision): void {
+  #final (view: PacketView, out: Outcome, key: string, d: Decision, shown = ''): void {
     out.seen = 'quic'
     out.count = 0
+    out.shown = shown
     this.decider.special(out, d)
     this.flows.set(key, d)
   }
@@ -265,9 +266,9 @@ export class QuicOpenings {
       if (this.#implausible(view, out, key, w)) return
     } else if (((buf[s] as number) & QUIC_LONG_HEADER) !== 0) {
       const st = parseQuicInitial(buf, s, e, w.asm, out.quic)
-      if (out.quic.ambiguous) { this.#final(view, out, key, policy.evaded('ambiguous')); return }
+      if (out.quic.ambiguous) { this.#final(view, out, key, policy.evaded('ambiguous'), w.name); return }
       if (out.quic.otherConnection) { this.#switch(view, out, buf, s, e, key, w.ttl, w.switches); return }
-      if (out.quic.disagree) { this.#final(view, out, key, policy.evaded('disagree')); return }
+      if (out.quic.disagree) { this.#final(view, out, key, policy.evaded('disagree'), w.name); return }
       handshake = out.quic.handshake && out.quic.initials > 0
       if (st === Status.Ok || st === Status.NoName) {
         if (st === Status.Ok) this.decider.one(view, out, w.asm.hello.buf, w.asm.hello.sniStart, w.asm.hello.sniEnd, 0)
@@ -284,6 +285,7 @@ export class QuicOpenings {
         }
         if (!same) {
           out.status = st
+          out.shown = shownBy(w.name, out)
           this.decider.special(out, policy.evaded('second-hello'))
           this.flows.set(key, out.verdict as Decision)
           return

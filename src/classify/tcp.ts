@@ -4,7 +4,7 @@ import { peekSni } from '../extract/tls.js'
 import { FlowTable, MAX_IMPLAUSIBLE, DEFAULT_MAX_FLOW_SEGMENTS, OFFLINE_MAX_FLOW_SEGMENTS, type Flow, type FlowLimits } from '../flow/index.js'
 import type { Decision, EvasionDetail } from '../policy/index.js'
 import type { Decider } from './decide.js'
-import { lets, namesOf, unreadable, type Outcome } from './outcome.js'
+import { lets, namesOf, shownBy, unreadable, type Outcome } from './outcome.js'
 import { laterTlsRecord, oddRecordStart, openingHere, Opening, opensWithName, PORT_DOT, PORT_HTTP, PORT_HTTPS, seenOnPort } from './opening.js'
 import { TcpWatch, watched } from './tcp-watch.js'
 
@@ -61,7 +61,11 @@ export class TcpOpenings {
     }
     const kind = openingHere(buf, s, e, view.dstPort, true)
     if (flow !== undefined && flow.decided !== null) {
-      if (openingHere(buf, s, e, view.dstPort, false) === Opening.None) {
+      // After evasion the flow stays decided whatever it sends next: a new
+      // connection on these ports starts with a SYN (syn() forgets the flow),
+      // so another opening here is the same stream, still evasive, not a
+      // new line each time (one flow, one line).
+      if (flow.decided.reason === 'evasion' || openingHere(buf, s, e, view.dstPort, false) === Opening.None) {
         // Decided already: a packet that was in the queue behind the one that
         // decided, or (offline) the rest of the flow (an alert such as
         // close_notify too). Same verdict, no new line.
@@ -274,6 +278,7 @@ export class TcpOpenings {
 
   /** The policy's evasion action with what the flow did; final for the flow. */
   evasion (view: PacketView, out: Outcome, flow: TcpFlow | null, detail: EvasionDetail, now: number): void {
+    out.shown = shownBy(flow?.watch?.name ?? '', out)
     this.#special(out, flow, this.decider.ruleset.policy.evaded(detail))
     this.final(out, flow?.key ?? FlowTable.keyOf(view), now)
   }
