@@ -340,3 +340,32 @@ export function ipOffset (linkType: number, buf: Buffer, start: number, end: num
       return -1
   }
 }
+
+const ETH_SRC = 6
+const MAC_LEN = 6
+const ARPHRD_ETHER = 1
+const SLL_HATYPE = 2
+const SLL_HALEN = 4
+const SLL_ADDR = 6
+const SLL2_HATYPE = 8
+const SLL2_HALEN = 11
+const SLL2_ADDR = 12
+
+/**
+ * Where the sender's MAC address is in a frame at buf[start, end) whose IP
+ * packet ipOffset found, or -1: Ethernet's source address; Linux cooked
+ * captures' link-layer address (the sender's, for packets in and out) when
+ * it is an Ethernet one. Other links carry none.
+ */
+export function srcMacOffset (linkType: number, buf: Buffer, start: number, end: number): number {
+  switch (linkType) {
+    case LINKTYPE_ETHERNET:
+      return end - start >= ETH_SRC + MAC_LEN ? start + ETH_SRC : -1
+    case LINKTYPE_LINUX_SLL:
+      return end - start >= SLL_HEADER && u16(buf, start + SLL_HATYPE) === ARPHRD_ETHER && u16(buf, start + SLL_HALEN) === MAC_LEN ? start + SLL_ADDR : -1
+    case LINKTYPE_LINUX_SLL2:
+      return end - start >= SLL2_HEADER && u16(buf, start + SLL2_HATYPE) === ARPHRD_ETHER && buf[start + SLL2_HALEN] === MAC_LEN ? start + SLL2_ADDR : -1
+    default:
+      return -1
+  }
+}

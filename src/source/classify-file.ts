@@ -17,6 +17,7 @@ export async function classifyFile (path: string, classifier: Classifier, log: D
   await readCapture(path, (p) => {
     if (frames.read(p.linkType, p.buf, p.caplen, p.timeMs) > 0) {
       log.clock.ms = p.timeMs
+      log.srcMac = frames.srcMac
       log.write(frames.packet, frames.out)
     }
   })

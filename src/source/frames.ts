@@ -1,4 +1,4 @@
-import { decodeIp, ipOffset, PacketView } from '../decode/packet.js'
+import { decodeIp, ipOffset, PacketView, srcMacOffset } from '../decode/packet.js'
 import { Status } from '../util/status.js'
 import { Classifier, Outcome } from '../classify/index.js'
 import { FragTable } from '../flow/ipfrag.js'
@@ -42,6 +42,8 @@ export class FrameReader {
   readonly out = new Outcome()
   /** The last classified packet: the frame's own, or the datagram its fragments rebuilt. */
   packet: PacketView
+  /** Where the last classified packet's source MAC address is in `packet.buf` (the frame's link header), or -1: none on this link, or a rebuilt datagram. */
+  srcMac = -1
   readonly #classifier: Classifier
   readonly #view = new PacketView()
   readonly #whole = new PacketView()
@@ -82,6 +84,7 @@ export class FrameReader {
     }
     stats.decoded++
     this.packet = v
+    this.srcMac = v === view ? srcMacOffset(linkType, buf, 0, ip) : -1
     const named = this.#classifier.classify(v, this.out, timeMs)
     if (named > 0) stats.decisions += this.out.count
     return named

@@ -83,6 +83,7 @@ export function onLivePacket (frames: FrameReader, linkType: number, log: Decisi
   return (p) => {
     const caplen = Math.min(p.header.readUInt32LE(8), p.buf.length)
     if (frames.read(linkType, p.buf, caplen, Date.now()) > 0) {
+      log.srcMac = frames.srcMac
       log.write(frames.packet, frames.out)
       log.out.flush()
     }
