@@ -5,13 +5,19 @@ import type { TlsHello } from '../extract/tls.js'
 import type { Outcome } from '../classify/index.js'
 import type { Decision } from '../policy/index.js'
 import type { LineBuffer } from './sink.js'
+import { readVersion } from '../util/version.js'
+import { CommunityId } from './community-id.js'
 
 export { LineBuffer, FdLines, MemoryLines, newWriteLock, type WriteError } from './sink.js'
+export { CommunityId } from './community-id.js'
 
 /**
- * One JSON line per decision, with Elastic Common Schema field names (ECS
- * 8.x: https://www.elastic.co/guide/en/ecs/current/) so a SIEM takes them as
- * they are, plus a flat `name` that is always present. The line has pino's
+ * One JSON line per decision, every field a published Elastic Common Schema
+ * field (ECS 8.11: elastic/ecs generated/csv/fields.csv, the copy in
+ * test/fixtures/ecs/) or under `aigate.*`, so a SIEM takes them as they are.
+ * The name a client reaches is `destination.domain` (and in `related.hosts`,
+ * with every name an evasive flow showed); the gateway is `observer.*`; the
+ * flow's Community ID v1 is `network.community_id`. The line has pino's
  * shape (`log.level`, `@timestamp`, bindings, `message` last); the daemon's
  * own events are written by pino into the same stream (daemonLogger).
  *
@@ -59,6 +65,25 @@ const EVENT_TYPE: Record<string, string> = {
   monitor: '["connection","allowed"]',
   block: '["connection","denied"]',
   reject: '["connection","denied"]',
+}
+
+/**
+ * Who makes the lines (ECS `observer.*`): the gateway inline and on a live
+ * capture (its host name); offline, the capture file replayed (its name),
+ * never the analyst's host.
+ */
+export interface Observer {
+  /** observer.hostname: this gateway's host name. */
+  hostname?: string
+  /** observer.name: the capture file's name (offline). */
+  name?: string
+}
+
+/** observer.type/vendor/product/version, the same on every line. */
+function observerJson (o: Observer): string {
+  return `{"type":"firewall","vendor":"aigate","product":"aigate","version":${json(readVersion())}` +
+    (o.hostname !== undefined ? `,"hostname":${json(o.hostname)}` : '') +
+    (o.name !== undefined ? `,"name":${json(o.name)}` : '') + '}'
 }
 
 export interface LogExtra {
@@ -144,7 +169,7 @@ function putAlpn (b: Buffer, p: number, h: TlsHello): number {
 }
 
 // The constant pieces of a line, in order (the rest is cached per decision,
-// per packet kind and per millisecond, so a line is ~20 copies).
+// per packet kind and per millisecond, so a line is ~25 copies).
 const HEAD = '{"log.level":"info","@timestamp":"'
 const STAMP_LEN = 24
 const DURATION = ascii(',"duration":')
@@ -153,22 +178,48 @@ const CACHE_MISS = ascii(',"cache":"miss"')
 const ECH_TRUE = ascii(',"ech":true,"alpn":')
 const ECH_FALSE = ascii(',"ech":false,"alpn":')
 const PORT = ascii('","port":')
+const MAC = ascii(',"mac":"')
 const DESTINATION = ascii('},"destination":{"ip":"')
+const DOMAIN = ascii(',"domain":"')
 const DNS_NAME = ascii(',"question":{"name":"')
 const DNS_TYPE = ascii('","type":"')
+const CLOSE_STRING_2 = ascii('"}}')
+const CLOSE_STRING_1 = ascii('"}')
+const CLOSE_1 = ascii('}')
+const RELATED = ascii(',"related":{"hosts":["')
+const RELATED_END = ascii('"]}')
+const QUOTE = 0x22
 
 type SeenKind = NonNullable<Outcome['seen']>
 const SEEN_INDEX: Record<SeenKind, number> = { sni: 0, quic: 1, dns: 2, http: 3, ech: 4 }
 
+/**
+ * Where each kind of line puts the name besides destination.domain, opened
+ * after network.community_id's value: ECS tls.client.server_name, dns.*,
+ * url.domain. Index: SEEN_INDEX.
+ */
+const PROTOCOL_FIELD = [
+  ascii('"},"tls":{"client":{"server_name":"'),
+  ascii('"},"tls":{"client":{"server_name":"'),
+  ascii('"},"dns":{"type":"query","id":'),
+  ascii('"},"url":{"domain":"'),
+  ascii('"},"tls":{"client":{"server_name":"'),
+]
+/** The same for a line without a name: network closed, and only DNS has fields left (type, id). */
+const PROTOCOL_NAMELESS = [ascii('"}'), ascii('"}'), ascii('"},"dns":{"type":"query","id":'), ascii('"}'), ascii('"}')]
+
+/** MAC bytes as ECS writes them: two upper-case hex digits each, `-` between. */
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).toUpperCase().padStart(2, '0'))
+
 /** The parts of a line that depend only on the decision and the packet kind (cached decisions share them). */
 interface DecisionParts {
-  /** `","event":{...,"action":"block","dataset":"aigate.decision"` */
+  /** `,"event":{...,"action":"block","dataset":"aigate.decision"` */
   event: Buffer
   /** `},"aigate":{"seen":"dns","vendor":..,"reason":..,"network":..` */
   aigate: Buffer
   /** `}` + `,"rule":{...}` + `,"source":{"ip":"` */
   rule: Buffer
-  /** end of the protocol field, `,"message":"block ` */
+  /** `,"message":"block ` */
   message: Buffer
   /** ` (vendor)"}`, escaped, or `"}` */
   end: Buffer
@@ -180,19 +231,37 @@ export class DecisionLog {
   readonly clock: LogClock
   /** Lines written. */
   lines = 0
-  /** `{"log.level":"info","@timestamp":"<stamp>","ecs.version":..,"host":{..},"name":"`, the stamp rewritten each millisecond. */
-  readonly #head: Buffer
+  /**
+   * Where the 6 bytes of the packet's source MAC address are in the next
+   * packet's `view.buf`, or -1 (NFQUEUE hands us IP packets only; a capture
+   * with an Ethernet link has them). Set per packet by the caller, as clock.ms.
+   */
+  srcMac = -1
+  /** `{"log.level":"info","@timestamp":"<stamp>","ecs.version":..,"observer":{..}`, the stamp rewritten each millisecond. */
+  #head: Buffer
   readonly #parts = new WeakMap<Decision, Array<DecisionParts | undefined>>()
-  /** `"},"network":{...}}` and the protocol field's start, by transport, IP version and packet kind. */
+  /** `},"network":{...,"community_id":"`, by transport, IP version and packet kind. */
   readonly #network = new Map<number, Buffer>()
+  readonly #communityId = new CommunityId()
   #stampMs = Number.NaN
   #queue = -1
   #queueBytes = ascii('')
 
-  constructor (out: LineBuffer, clock: LogClock = new LogClock(), host: string = hostname()) {
+  constructor (out: LineBuffer, clock: LogClock = new LogClock(), observer: Observer | string = hostname()) {
     this.out = out
     this.clock = clock
-    this.#head = ascii(`${HEAD}${'0'.repeat(STAMP_LEN)}","ecs.version":"${ECS_VERSION}","host":{"hostname":${json(host)}},"name":"`)
+    this.#head = this.#makeHead(observer)
+  }
+
+  /** Lines from now on come from this observer (the next capture file of a replay). */
+  observe (observer: Observer | string): void {
+    this.#head = this.#makeHead(observer)
+    this.#stampMs = Number.NaN
+  }
+
+  #makeHead (observer: Observer | string): Buffer {
+    const o = typeof observer === 'string' ? { hostname: observer } : observer
+    return ascii(`${HEAD}${'0'.repeat(STAMP_LEN)}","ecs.version":"${ECS_VERSION}","observer":${observerJson(o)}`)
   }
 
   #headNow (): Buffer {
@@ -216,12 +285,11 @@ export class DecisionLog {
       const rule = d.rule === null
         ? ''
         : `,"rule":{"name":${json(d.rule)},"ruleset":${json(d.vendor)},"category":${json(d.category)},"reference":${json(d.ruleSource)}}`
-      const close = seen === 'http' ? '"}' : '"}}'
       p = {
-        event: ascii(`","event":{"kind":"event","category":["network"],"type":${EVENT_TYPE[d.action] ?? '[]'},"action":"${d.action}","dataset":"aigate.decision"`),
+        event: ascii(`,"event":{"kind":"event","category":["network"],"type":${EVENT_TYPE[d.action] ?? '[]'},"action":"${d.action}","dataset":"aigate.decision"`),
         aigate: ascii(`},"aigate":{"seen":"${seen}","vendor":${json(d.vendor)},"reason":${json(d.reason)},${d.detail === undefined ? '' : `"detail":${json(d.detail)},`}"network":${json(d.network)}`),
         rule: ascii(`}${rule},"source":{"ip":"`),
-        message: ascii(`${close},"message":"${d.action} `),
+        message: ascii(`,"message":"${d.action} `),
         end: ascii((d.vendor !== null ? json(` (${d.vendor})`).slice(1, -1) : '') + '"}'),
         size: 0,
       }
@@ -237,8 +305,7 @@ export class DecisionLog {
     if (n === undefined) {
       const transport = view.proto === PROTO_TCP ? 'tcp' : view.proto === PROTO_UDP ? 'udp' : String(view.proto)
       const protocol = seen === 'sni' || seen === 'ech' ? (transport === 'udp' ? 'quic' : 'tls') : seen
-      const field = seen === 'dns' ? ',"dns":{"type":"query","id":' : seen === 'http' ? ',"url":{"domain":"' : ',"tls":{"client":{"server_name":"'
-      n = ascii(`},"network":{"transport":"${transport}","iana_number":"${view.proto}","type":"${view.ipVersion === 4 ? 'ipv4' : 'ipv6'}","protocol":"${protocol}"}${field}`)
+      n = ascii(`},"network":{"transport":"${transport}","iana_number":"${view.proto}","type":"${view.ipVersion === 4 ? 'ipv4' : 'ipv6'}","protocol":"${protocol}","community_id":"`)
       this.#network.set(key, n)
     }
     return n
@@ -259,17 +326,27 @@ export class DecisionLog {
     const lb = this.out
     const head = this.#headNow()
     const network = this.#networkOf(view, seen)
+    const k = SEEN_INDEX[seen]
     const sni = seen === 'sni'
+    const dns = seen === 'dns'
+    const close = seen === 'http' ? CLOSE_STRING_1 : CLOSE_STRING_2
     const queue = extra?.queue !== undefined ? this.#queueOf(extra.queue) : null
     const duration = extra?.durationNs
+    const mac = this.srcMac
+    // One flow per packet: its ID serves every line of the packet (DNS questions).
+    const cid = this.#communityId.of(view)
+    // An evasion names every host the flow showed (Outcome.shown), the
+    // earlier ones too; destination.domain is the one read last.
+    const shown = out.shown === '' ? null : related(out.shown)
     for (let i = 0; i < out.count; i++) {
       const d = out.decisions[i]
       if (d == null) continue
-      const name = out.names[i] as string
+      const read = out.names[i] as string
+      const name = read !== '' || shown === null ? read : (shown[shown.length - 1] as string)
+      const hosts = shown ?? (name !== '' ? null : EMPTY)
       const parts = this.#partsOf(d, seen)
-      const b = lb.room(512 + head.length + 3 * name.length + parts.size + network.length + (sni ? ALPN_ROOM : 0))
+      const b = lb.room(640 + head.length + 4 * name.length + (hosts !== null ? out.shown.length * 2 : 0) + parts.size + network.length + (sni ? ALPN_ROOM : 0))
       let p = put(b, lb.pos, head)
-      p = putStr(b, p, name)
       p = put(b, p, parts.event)
       if (duration !== undefined) { p = put(b, p, DURATION); p = putUint(b, p, duration) }
       p = put(b, p, parts.aigate)
@@ -280,21 +357,41 @@ export class DecisionLog {
       p = putAddr(b, p, view, 'src')
       p = put(b, p, PORT)
       p = putUint(b, p, view.srcPort)
+      if (mac >= 0) p = putMac(b, p, view.buf, mac)
       p = put(b, p, DESTINATION)
       p = putAddr(b, p, view, 'dst')
       p = put(b, p, PORT)
       p = putUint(b, p, view.dstPort)
+      if (name !== '') { p = put(b, p, DOMAIN); p = putStr(b, p, name); b[p++] = QUOTE }
       p = put(b, p, network)
-      if (seen === 'dns') {
-        const qt = out.qtypes[i] as number
-        const type = QTYPES[qt]
-        p = putUint(b, p, out.dns.id)
-        p = put(b, p, DNS_NAME)
-        p = putStr(b, p, name)
-        p = put(b, p, DNS_TYPE)
-        p = type !== undefined ? putStr(b, p, type) : putUint(b, p, qt)
+      p = putStr(b, p, cid)
+      if (read !== '') {
+        p = put(b, p, PROTOCOL_FIELD[k] as Buffer)
+        if (dns) {
+          const qt = out.qtypes[i] as number
+          const type = QTYPES[qt]
+          p = putUint(b, p, out.dns.id)
+          p = put(b, p, DNS_NAME)
+          p = putStr(b, p, read)
+          p = put(b, p, DNS_TYPE)
+          p = type !== undefined ? putStr(b, p, type) : putUint(b, p, qt)
+        } else {
+          p = putStr(b, p, read)
+        }
+        p = put(b, p, close)
       } else {
-        p = putStr(b, p, name)
+        p = put(b, p, PROTOCOL_NAMELESS[k] as Buffer)
+        if (dns) { p = putUint(b, p, out.dns.id); p = put(b, p, CLOSE_1) }
+      }
+      if (hosts === null) {
+        p = put(b, p, RELATED); p = putStr(b, p, name); p = put(b, p, RELATED_END)
+      } else if (hosts.length > 0) {
+        p = put(b, p, RELATED)
+        for (let h = 0; h < hosts.length; h++) {
+          if (h > 0) { b[p++] = QUOTE; b[p++] = 0x2c; b[p++] = QUOTE }
+          p = putStr(b, p, hosts[h] as string)
+        }
+        p = put(b, p, RELATED_END)
       }
       p = put(b, p, parts.message)
       p = putStr(b, p, name)
@@ -306,6 +403,28 @@ export class DecisionLog {
   }
 }
 
+const EMPTY: readonly string[] = []
+
+/** The distinct names of Outcome.shown (space-separated, in the order seen). Only evasion lines: allocates. */
+function related (shown: string): string[] {
+  const all: string[] = []
+  for (const n of shown.split(' ')) if (n !== '' && !all.includes(n)) all.push(n)
+  return all
+}
+
+/** A MAC address at buf[at, at + 6) as ECS writes it: `00-00-5E-00-53-23`. */
+function putMac (b: Buffer, p: number, buf: Buffer, at: number): number {
+  p = put(b, p, MAC)
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) b[p++] = 0x2d
+    const h = HEX2[buf[at + i] as number] as string
+    b[p++] = h.charCodeAt(0)
+    b[p++] = h.charCodeAt(1)
+  }
+  b[p++] = QUOTE
+  return p
+}
+
 /**
  * The daemon's own events (start, reload, stop, counters, log trouble) as
  * pino lines in the decision stream, so the analyst's trail shows when the
@@ -315,7 +434,9 @@ export class DecisionLog {
 export function daemonLogger (out: LineBuffer, host: string = hostname()): Logger {
   return pino({
     messageKey: 'message',
-    base: { 'ecs.version': ECS_VERSION, host: { hostname: host } },
+    // host.hostname: these events happen on this host (ECS host.*); observer
+    // as on decision lines, so one filter selects a gateway's whole trail.
+    base: { 'ecs.version': ECS_VERSION, observer: JSON.parse(observerJson({ hostname: host })) as unknown, host: { hostname: host } },
     timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
     formatters: { level: (label) => ({ 'log.level': label }) },
   }, {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { loadRuleset } from '../../config/index.js'
@@ -85,7 +85,8 @@ export function registerClassify (program: Command): void {
       const sink = new FdLines(1)
       // The reader went away (`aigate classify x.pcap | head`): stop quietly.
       sink.onError = (e) => { throw new OutputClosed(e.code) }
-      const log = new DecisionLog(sink)
+      // Offline the lines come from the capture, not from the analyst's host (observer.name).
+      const log = new DecisionLog(sink, undefined, { name: file === '-' ? 'stdin' : basename(file) })
       const t0 = process.hrtime.bigint()
       const input = await seekableCapture(file)
       try {
