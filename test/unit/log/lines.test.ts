@@ -9,7 +9,8 @@ import { decodeIp, PacketView } from '../../../src/decode/packet.js'
 import { Classifier, Outcome } from '../../../src/classify/index.js'
 import { loadRuleset } from '../../../src/config/index.js'
 import { Status } from '../../../src/util/status.js'
-import { DecisionLog, FdLines, MemoryLines, LogClock, json } from '../../../src/log/index.js'
+import { DecisionLog, FdLines, MemoryLines, LogClock, json, CommunityId } from '../../../src/log/index.js'
+import { readVersion } from '../../../src/util/version.js'
 import { payloads, expected } from '../../helpers/fixtures.js'
 import { tcp4, udp4 } from '../../helpers/packets.js'
 
@@ -43,20 +44,22 @@ t.test('a TLS decision line carries the ECS fields and pino\'s shape', async (t)
   log.write(view, out, { queue: 3, durationNs: 1234 })
   t.equal(mem.raw.length, 1)
   const l = mem.parsed()[0] as Record<string, any>
-  t.same(Object.keys(l).slice(0, 5), ['log.level', '@timestamp', 'ecs.version', 'host', 'name'])
+  t.same(Object.keys(l).slice(0, 5), ['log.level', '@timestamp', 'ecs.version', 'observer', 'event'])
+  t.equal(l.name, undefined, 'no root name: destination.domain')
+  t.equal(l.host, undefined, 'the gateway is the observer, not host.*')
   t.equal(Object.keys(l).at(-1), 'message')
   t.match(l, {
     'log.level': 'info',
     '@timestamp': '2026-11-26T01:02:03.456Z',
-    host: { hostname: 'gw1' },
-    name: 'claude.ai',
+    observer: { type: 'firewall', vendor: 'aigate', product: 'aigate', version: readVersion(), hostname: 'gw1' },
     event: { kind: 'event', category: ['network'], type: ['connection', 'denied'], action: 'block', dataset: 'aigate.decision', duration: 1234 },
     aigate: { seen: 'sni', vendor: 'anthropic', reason: 'vendor', network: null, cache: 'miss', ech: false, queue: 3 },
     rule: { name: 'claude.ai', ruleset: 'anthropic', category: 'ai' },
     source: { ip: '10.9.0.1', port: 40000 },
-    destination: { ip: '10.9.0.2', port: 443 },
-    network: { transport: 'tcp', iana_number: '6', type: 'ipv4', protocol: 'tls' },
+    destination: { ip: '10.9.0.2', port: 443, domain: 'claude.ai' },
+    network: { transport: 'tcp', iana_number: '6', type: 'ipv4', protocol: 'tls', community_id: new CommunityId().from(Buffer.from([10, 9, 0, 1, 10, 9, 0, 2]), 0, 4, 4, 6, 40000, 443) },
     tls: { client: { server_name: 'claude.ai' } },
+    related: { hosts: ['claude.ai'] },
     message: 'block claude.ai (anthropic)',
   })
   t.same(l.aigate.alpn, exp['tls/curl-7.88-claude.ai.bin']?.alpn)
