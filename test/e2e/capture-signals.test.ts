@@ -52,7 +52,7 @@ function sender (n: number, gapMs: number): string {
 function names (file: string): string[] {
   if (!existsSync(file)) return []
   return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as { name: string, aigate: { seen: string } }).filter((d) => d.aigate.seen === 'dns').map((d) => d.name)
+    .map((l) => JSON.parse(l) as { destination: { domain: string }, aigate: { seen: string } }).filter((d) => d.aigate.seen === 'dns').map((d) => d.destination.domain)
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

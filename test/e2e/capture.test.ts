@@ -53,7 +53,7 @@ if (process.getuid?.() !== 0) {
     cap.kill('SIGINT')
     await waitUntil(() => err.includes('packets received'), 5000)
     const ds = readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
-    const find = (name: string, seen: string) => ds.find((d) => d.name === name && d.aigate.seen === seen)
+    const find = (name: string, seen: string) => ds.find((d) => d.destination?.domain === name && d.aigate.seen === seen)
     t.equal(find('claude.ai', 'sni')?.event.action, 'block', 'the decision is logged as block (what inline would do)')
     t.equal(find('www.example.com', 'sni')?.event.action, 'allow')
     t.equal(find('chatgpt.com', 'dns')?.event.action, 'monitor')

@@ -56,19 +56,19 @@ t.test('aigate classify on the Chromium TCP capture: exactly tshark\'s names, se
   const r = spawnSync(process.execPath, [BIN, 'classify', PCAP], { encoding: 'utf8' })
   t.equal(r.status, 0, `exit 0 ${r.stderr.trim()}`)
   const ds = lines(r.stdout)
-  const ours = [...new Set(ds.map((d) => d.name as string))].sort()
+  const ours = [...new Set(ds.map((d) => d.destination?.domain as string))].sort()
   for (const n of ['chatgpt.com', 'claude.ai', 'api.openai.com', 'www.example.com']) t.ok(ours.includes(n), `${n} reported`)
   if (has('tshark')) {
     t.same(ours, tsharkNames(PCAP), 'names equal tshark\'s')
     const perName: Record<string, number> = {}
-    for (const d of ds) perName[d.name] = (perName[d.name] ?? 0) + 1
+    for (const d of ds) perName[d.destination?.domain] = (perName[d.destination?.domain] ?? 0) + 1
     t.same(perName, tsharkHelloCounts(PCAP), 'one decision per ClientHello (per connection), as many as tshark finds')
   } else {
     t.comment('tshark not installed: the comparison with tshark is skipped')
   }
   const odd = ds.filter((d) => d.aigate.seen !== 'sni' || d.aigate.ech !== true || d.network.protocol !== 'tls' || d.destination.port !== 443)
-  t.same(odd.map((d) => `${d.name} ${d.aigate.seen} ech=${d.aigate.ech}`), [], `all ${ds.length} lines: seen sni (GREASE ECH does not hide the name), ECH extension noted, tls to 443`)
-  const action = (n: string): string | undefined => ds.find((d) => d.name === n)?.event.action
+  t.same(odd.map((d) => `${d.destination?.domain as string} ${d.aigate.seen} ech=${d.aigate.ech}`), [], `all ${ds.length} lines: seen sni (GREASE ECH does not hide the name), ECH extension noted, tls to 443`)
+  const action = (n: string): string | undefined => ds.find((d) => d.destination?.domain === n)?.event.action
   t.same([action('claude.ai'), action('chatgpt.com'), action('api.openai.com'), action('www.example.com')],
     ['block', 'monitor', 'monitor', 'allow'], 'shipped policy: anthropic block, openai monitor (ai), example allow')
 })
@@ -174,7 +174,7 @@ if (skip !== false) {
     t.notMatch(blocked.dom, PAGE, `blocked: no page (${failure(blocked.err)}, exit ${blocked.code}, ${blocked.ms} ms)`)
     await new Promise((r) => setTimeout(r, 300))
     const ds = decisions().filter((d) => d.network.transport === 'tcp')
-    const of = (n: string): Array<Record<string, any>> => ds.filter((d) => d.name === n)
+    const of = (n: string): Array<Record<string, any>> => ds.filter((d) => d.destination?.domain === n)
     t.ok(of('claude.ai').length >= 1, `claude.ai decided (${of('claude.ai').length} connections)`)
     t.ok(of('www.example.com').length >= 1, `www.example.com decided (${of('www.example.com').length} connections)`)
     for (const d of of('claude.ai')) {
@@ -203,7 +203,7 @@ if (skip !== false) {
     const ds = decisions().slice(before).filter((d) => d.network.transport === 'udp')
 
     t.notMatch(blocked.dom, PAGE, `blocked: no page (${failure(blocked.err)}, exit ${blocked.code}, ${blocked.ms} ms)`)
-    const b = ds.filter((d) => d.name === 'claude.ai')
+    const b = ds.filter((d) => d.destination?.domain === 'claude.ai')
     t.equal(b.length, 1, 'one decision for the QUIC connection, retransmitted Initials add no line')
     t.equal(b[0]?.aigate.seen, 'quic', 'claude.ai seen quic')
     t.equal(b[0]?.event.action, 'block', 'claude.ai over QUIC: block')
@@ -214,7 +214,7 @@ if (skip !== false) {
     t.equal(afterBlocked.syn, 0, 'no fallback to TCP (QUIC forced)')
 
     t.match(allowed.dom, `${PAGE} www.example.com`, `allowed: Caddy's page over HTTP/3 (${allowed.ms} ms)`)
-    const a = ds.filter((d) => d.name === 'www.example.com')
+    const a = ds.filter((d) => d.destination?.domain === 'www.example.com')
     t.equal(a.length, 1, 'one decision for the allowed QUIC connection')
     t.equal(a[0]?.aigate.seen, 'quic', 'www.example.com seen quic')
     t.equal(a[0]?.event.action, 'allow', 'www.example.com over QUIC: allow')

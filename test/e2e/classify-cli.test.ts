@@ -30,7 +30,7 @@ t.test('same names as tshark, pcap and pcapng', async (t) => {
     const r = aigate('classify', file)
     t.equal(r.status, 0, `${file}: exit 0 (${r.stderr.trim()})`)
     const decisions = lines(r.stdout)
-    const ours = [...new Set(decisions.map((d) => d.name as string))].sort()
+    const ours = [...new Set(decisions.map((d) => d.destination?.domain as string))].sort()
     if (hasTshark) t.same(ours, tsharkNames(file), `${file}: names equal tshark's`)
     t.ok(ours.includes('api.anthropic.com') && ours.includes('chatgpt.com') && ours.includes('en.wikipedia.org'))
   }
@@ -42,7 +42,7 @@ t.test('QUIC: Chromium v1/v2 and the RFC Initials give the names tshark gives, s
     const file = join(dir, f)
     const ds = lines(aigate('classify', file).stdout)
     t.ok(ds.length >= 1, `${f}: decided`)
-    t.same([...new Set(ds.map((d) => d.name as string))].sort(), tsharkNames(file), `${f}: names equal tshark's`)
+    t.same([...new Set(ds.map((d) => d.destination?.domain as string))].sort(), tsharkNames(file), `${f}: names equal tshark's`)
     for (const d of ds) {
       t.equal(d.aigate.seen, 'quic')
       t.equal(d.network.protocol, 'quic')
@@ -56,7 +56,7 @@ t.test('decision lines: ECS fields, flat name, every action, the right vendor', 
   const ds = lines(r.stdout)
   t.ok(ds.length > 10)
   for (const d of ds) {
-    t.type(d.name, 'string')
+    t.type(d.destination.domain, 'string')
     t.match(d['@timestamp'], /^\d{4}-\d\d-\d\dT/)
     t.equal(d['log.level'], 'info')
     t.ok(['allow', 'monitor', 'block', 'reject'].includes(d.event.action))
@@ -66,7 +66,7 @@ t.test('decision lines: ECS fields, flat name, every action, the right vendor', 
     t.ok(d.destination.port === 443 || d.destination.port === 53 || d.destination.port === 80)
     t.ok(['tcp', 'udp'].includes(d.network.transport))
   }
-  const one = (name: string, seen: string) => ds.find((d) => d.name === name && d.aigate.seen === seen)
+  const one = (name: string, seen: string) => ds.find((d) => d.destination?.domain === name && d.aigate.seen === seen)
   const claude = one('api.anthropic.com', 'sni')
   t.equal(claude?.event.action, 'block')
   t.equal(claude?.aigate.vendor, 'anthropic')
@@ -86,8 +86,8 @@ t.test('a different policy changes the actions; rules and policy flags work', as
   const policy = join(dir, 'p.yaml')
   writeFileSync(policy, 'default: block\nvendors: {openai: allow}\n')
   const ds = lines(aigate('classify', '--policy', policy, PCAP).stdout)
-  t.equal(ds.find((d) => d.name === 'en.wikipedia.org')?.event.action, 'block')
-  t.equal(ds.find((d) => d.name === 'api.openai.com')?.event.action, 'allow')
+  t.equal(ds.find((d) => d.destination?.domain === 'en.wikipedia.org')?.event.action, 'block')
+  t.equal(ds.find((d) => d.destination?.domain === 'api.openai.com')?.event.action, 'allow')
 })
 
 t.test('bad input: one clear line, non-zero, no stack trace', async (t) => {

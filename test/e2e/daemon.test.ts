@@ -131,13 +131,13 @@ if (!root) {
     t.equal(pieces(DEFAULT_MAX_FLOW_SEGMENTS + 8), 0, `the same hello in ${DEFAULT_MAX_FLOW_SEGMENTS + 8} segments: evasion, dropped`)
     await new Promise((r) => setTimeout(r, 300))
     const ds = decisions()
-    const count = (name: string, seen: string): number => ds.filter((d) => d.name === name && d.aigate.seen === seen).length
+    const count = (name: string, seen: string): number => ds.filter((d) => d.destination?.domain === name && d.aigate.seen === seen).length
     t.equal(count('claude.ai', 'sni'), 2, 'one line per decision: two blocked connections (v4, v6), two lines, retransmissions not logged')
     t.equal(count('api.openai.com', 'sni'), 1)
     t.equal(count('www.example.com', 'sni'), 2, 'curl, and the 3-segment hello')
     t.equal(count('claude.ai', 'dns'), 4)
     t.equal(ds.filter((d) => d.aigate.reason === 'evasion').length, 1, 'one evasion line: the hello in too many segments')
-    const line = ds.find((d) => d.name === 'api.openai.com') as Record<string, any>
+    const line = ds.find((d) => d.destination?.domain === 'api.openai.com') as Record<string, any>
     t.equal(line.event.action, 'reject')
     t.equal(line.aigate.vendor, 'openai')
     t.equal(line.aigate.queue, 0)
@@ -201,7 +201,7 @@ if (!root) {
     const read = (f: string): { names: string[], events: string[] } => {
       const ls = readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>)
       return {
-        names: ls.filter((l) => l.event.dataset === 'aigate.decision').map((l) => `${l.name as string} ${l.aigate.seen as string}`),
+        names: ls.filter((l) => l.event.dataset === 'aigate.decision').map((l) => `${(l.destination?.domain ?? '') as string} ${l.aigate.seen as string}`),
         events: ls.filter((l) => l.event.dataset === 'aigate.daemon').map((l) => l.event.action as string),
       }
     }

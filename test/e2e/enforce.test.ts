@@ -157,7 +157,7 @@ if (skip !== false) {
   }
   const show = (ds: Json[]): string => ds.length === 0
     ? 'no decision line'
-    : ds.map((d) => `${String(d.event?.action)} name=${JSON.stringify(d.name)} seen=${String(d.aigate?.seen)} reason=${String(d.aigate?.reason)}`).join(' | ')
+    : ds.map((d) => `${String(d.event?.action)} name=${JSON.stringify(d.destination?.domain ?? '')} seen=${String(d.aigate?.seen)} reason=${String(d.aigate?.reason)}`).join(' | ')
   /** Requests Caddy served to one client port (its JSON access log). */
   const caddyServed = (file: string, sport: number): Json[] => ndjson(file).filter((l) => String(l.request?.remote_port) === String(sport))
   const osslEvents = (sport: number): Json[] => ndjson(osslLog).filter((l) => l.port === sport)
@@ -412,9 +412,9 @@ if (skip !== false) {
     const served = caddyServed(caddyHttp, 48001).map((l) => l.request?.host as string)
     t.notOk(served.includes(BLOCKED), `Caddy served no request for ${BLOCKED} (served: ${JSON.stringify(served)})`)
     const ds = await decisionsFor(48001)
-    t.equal(ds.filter((d) => d.name === BLOCKED || d.name === '').length, 1, `exactly one decision line for the ${BLOCKED} request (or the flow): ${show(ds)}`)
+    t.equal(ds.filter((d) => (d.destination?.domain ?? '') === BLOCKED || (d.destination?.domain ?? '') === '').length, 1, `exactly one decision line for the ${BLOCKED} request (or the flow): ${show(ds)}`)
     t.ok(ds.some((d) => d.event?.action === 'block' || d.event?.action === 'reject'), `the flow is blocked: ${show(ds)}`)
-    t.ok(ds.every((d) => d.name !== BLOCKED || d.event?.action !== 'allow'), `no line allows ${BLOCKED}: ${show(ds)}`)
+    t.ok(ds.every((d) => d.destination?.domain !== BLOCKED || d.event?.action !== 'allow'), `no line allows ${BLOCKED}: ${show(ds)}`)
     const c = attack('http-pipeline', { ...dst, port: 80, sport: 48002, hosts: [ALLOWED, 'www.example.com'] })
     t.match(c.body, `page ${ALLOWED}`, 'control: both allowed requests answered')
     t.match(c.body, 'page www.example.com')
@@ -424,7 +424,7 @@ if (skip !== false) {
 
   /** Like assertHeld, for a port pair that first carried an allowed connection (its allow line is left out). */
   const heldAfterAllowed = async (t: Test, sport: number, allowed: string): Promise<void> => {
-    const ds = (await decisionsFor(sport)).filter((d) => !(d.name === allowed && d.event?.action === 'allow'))
+    const ds = (await decisionsFor(sport)).filter((d) => !(d.destination?.domain === allowed && d.event?.action === 'allow'))
     t.equal(ds.length, 1, `exactly one decision line for the blocked connection on port ${sport}, besides ${allowed}'s: ${show(ds)}`)
     t.ok(ds.length > 0 && ds.every((d) => d.event?.action === 'block' || d.event?.action === 'reject'), `it blocks or rejects: ${show(ds)}`)
   }

@@ -134,7 +134,7 @@ t.test('metrics, status, signals', { skip }, async (t) => {
   daemon.kill('SIGUSR2')
   await new Promise((resolve) => load.once('exit', resolve))
   await new Promise((r) => setTimeout(r, 500))
-  const names = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"rot')).map((l) => (JSON.parse(l) as { name: string }).name)
+  const names = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"rot')).map((l) => (JSON.parse(l) as { destination: { domain: string } }).destination.domain)
   const a = names(rotated)
   const b = names(log)
   t.ok(a.length > 100 && b.length > 100, `lines on both sides of the rotation (${a.length} before, ${b.length} after)`)
