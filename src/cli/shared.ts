@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander'
-import { DEFAULT_RULES_DIR, DEFAULT_POLICY } from '../config/index.js'
+import { join } from 'node:path'
+import { defaultPaths, etcRoot } from '../config/index.js'
 import { DEFAULT_CACHE_SIZE } from '../cache/index.js'
 import { AigateError } from '../util/errors.js'
 
@@ -10,21 +11,7 @@ export class UsageError extends AigateError {
   override get exitCode (): number { return 2 }
 }
 
-const uEscape = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')
-
-/**
- * Text for a terminal: anything outside printable ASCII as \uXXXX, as the
- * log escapes strings, so an argument or a file's bytes cannot reorder the
- * line (U+202E), drive the terminal (C1 controls) or break it.
- */
-export function printable (s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, uEscape)
-}
-
-/** A JSON line in printable ASCII: JSON.stringify escapes only below 0x20. */
-export function asciiJson (v: unknown): string {
-  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, uEscape)
-}
+export { printable, asciiJson } from '../util/text.js'
 
 export function intOption (name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -49,8 +36,16 @@ export function cacheSizeOption (what: string): Option {
   return new Option('--cache-size <n>', `${what}, 1 to ${MAX_CACHE_SIZE}`).default(DEFAULT_CACHE_SIZE).argParser(intOption('--cache-size', 1, MAX_CACHE_SIZE))
 }
 
+/**
+ * --rules and --policy. The defaults follow the install (config/index.ts
+ * defaultPaths): /etc/aigate/rules and /etc/aigate/policy.yaml when
+ * /etc/aigate/policy.yaml exists, else the shipped files. Resolved when the
+ * program is built, so --help shows what this machine would use.
+ */
 export function rulesOptions (cmd: Command): Command {
+  const d = defaultPaths()
+  const how = d.installed ? '' : ` (no ${join(etcRoot(), 'policy.yaml')}: the shipped files)`
   return cmd
-    .addOption(new Option('--rules <dir>', 'directory of vendor lists (*.txt)').default(DEFAULT_RULES_DIR, 'the shipped rules/vendors'))
-    .addOption(new Option('--policy <file>', 'policy file (YAML)').default(DEFAULT_POLICY, 'the shipped rules/policy.example.yaml'))
+    .addOption(new Option('--rules <dir>', 'directory of vendor lists (*.txt)').default(d.rulesDir, `${d.rulesDir}${how}`))
+    .addOption(new Option('--policy <file>', 'policy file (YAML)').default(d.policyFile, `${d.policyFile}${how}`))
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { ConfigError, parseLists, readLists, type FileText } from './lists.js'
@@ -8,8 +9,49 @@ import { Ruleset } from '../rules/index.js'
 /** The package's own directory (two levels above dist/src/config or src/config). */
 const here = dirname(fileURLToPath(import.meta.url))
 export const PACKAGE_ROOT = here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..', '..') : join(here, '..', '..')
+/** The shipped rules: what a repository checkout (no /etc/aigate) uses, and what tests mean by "the shipped lists". */
 export const DEFAULT_RULES_DIR = join(PACKAGE_ROOT, 'rules', 'vendors')
 export const DEFAULT_POLICY = join(PACKAGE_ROOT, 'rules', 'policy.example.yaml')
+
+/** Where an installed aigate keeps its configuration (the Debian package's conffiles). */
+export const ETC_DIR = '/etc/aigate'
+
+/**
+ * The configuration root taken as /etc/aigate: AIGATE_ETC when set and not
+ * empty (tests point it at a directory of their own, or at one that does not
+ * exist, so nothing depends on whether this machine has aigate installed).
+ */
+export function etcRoot (env: NodeJS.ProcessEnv = process.env): string {
+  const v = env['AIGATE_ETC']
+  return v === undefined || v === '' ? ETC_DIR : v
+}
+
+/** The files the commands use when none are named. */
+export interface DefaultPaths {
+  readonly rulesDir: string
+  readonly policyFile: string
+  /** `aigate rules update`'s source list; under the root whether or not aigate is installed there. */
+  readonly sourcesFile: string
+  /** True when the root holds policy.yaml: an install, whose files win over the shipped ones. */
+  readonly installed: boolean
+}
+
+/**
+ * The defaults follow the install: when `<root>/policy.yaml` exists the rules
+ * are `<root>/rules` and the policy `<root>/policy.yaml`; otherwise (a
+ * repository checkout) the shipped rules/vendors and rules/policy.example.yaml.
+ * The policy decides, not the rules directory: a package always installs both,
+ * and a policy alone is what an admin who copied only it meant to use.
+ */
+export function defaultPaths (root: string = etcRoot()): DefaultPaths {
+  const installed = existsSync(join(root, 'policy.yaml'))
+  return {
+    rulesDir: installed ? join(root, 'rules') : DEFAULT_RULES_DIR,
+    policyFile: installed ? join(root, 'policy.yaml') : DEFAULT_POLICY,
+    sourcesFile: join(root, 'sources.yaml'),
+    installed,
+  }
+}
 
 export type { FileText }
 

@@ -85,10 +85,10 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
     const f = failed[0] as Extract<FromWorker, { type: 'error' }>
     throw new StartupError(f.code, f.message)
   }
-  const running = `running on queue${opts.queues.length > 1 ? 's' : ''} ${opts.queues.join(',')}: ${rules.lists.length} vendor lists, ` +
+  const running = `running on queue${opts.queues.length > 1 ? 's' : ''} ${opts.queues.join(',')}: ${rules.lists.length} vendor lists from ${opts.rulesDir}, ` +
     `${rules.matcher.size} entries, policy ${opts.policyFile}`
   say(`${running}, log ${opts.log === '-' ? 'stdout' : opts.log}`)
-  event('start', { aigate: { queues: opts.queues, lists: rules.lists.length, entries: rules.matcher.size, policy: opts.policyFile, pid: process.pid } }, running)
+  event('start', { aigate: { queues: opts.queues, lists: rules.lists.length, entries: rules.matcher.size, rules: opts.rulesDir, policy: opts.policyFile, pid: process.pid } }, running)
 
   const info = (texts: Parameters<typeof rulesVersion>[0], lists: number, entries: number): RulesInfo =>
     ({ version: rulesVersion(texts), loadedAt: Date.now(), lists, entries, policy: opts.policyFile })

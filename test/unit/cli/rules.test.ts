@@ -74,3 +74,28 @@ t.test('the shipped rules lint clean, with no warning', async (t) => {
   t.equal(r.stderr, '')
   t.match(r.stdout, /^ok: \d+ vendor lists, \d+ entries, policy .*policy\.example\.yaml\n$/)
 })
+
+t.test('the default rules follow an install: <etc>/rules and <etc>/policy.yaml when <etc>/policy.yaml exists', async (t) => {
+  // AIGATE_ETC stands for /etc/aigate, so this holds whether or not this machine has aigate installed.
+  const dir = t.testdir({
+    etc: { rules: { 'acme.txt': HEAD + 'acme.example\n' }, 'policy.yaml': 'default: allow\nvendors:\n  acme: block\n' },
+    bare: { rules: { 'acme.txt': HEAD + 'acme.example\n' } },
+  })
+  const etc = join(dir, 'etc')
+  const env = { ...process.env, AIGATE_ETC: etc }
+  const run = (...args: string[]): { status: number | null, stdout: string, stderr: string } => {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, env })
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+  }
+  const lint = run('rules', 'lint')
+  t.equal(lint.stdout, `ok: 1 vendor lists, 1 entries, policy ${join(etc, 'policy.yaml')}\n`, lint.stderr)
+  t.match(run('check', 'www.acme.example').stdout, /^www\.acme\.example\tblock\tacme\t/, 'check uses the installed rules')
+  t.match(run('check', '--help').stdout.replace(/\s+/g, ' '), `(default: ${etc}/rules)`, '--help names the installed files')
+  // Without <etc>/policy.yaml (a checkout), the shipped files, even when <etc>/rules exists.
+  const bare = join(dir, 'bare')
+  const r = spawnSync(process.execPath, [BIN, 'rules', 'lint'], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, AIGATE_ETC: bare } })
+  t.match(r.stdout, /^ok: \d+ vendor lists, \d+ entries, policy .*rules\/policy\.example\.yaml\n$/)
+  t.match(run('check', 'www.openai.com').stdout, /^www\.openai\.com\tallow\t-\tno rule/, 'the installed lists replace the shipped ones')
+  t.match(spawnSync(process.execPath, [BIN, 'check', '--help'], { encoding: 'utf8', env: { ...process.env, AIGATE_ETC: bare } }).stdout.replace(/\s+/g, ' '),
+    `(no ${bare}/policy.yaml: the shipped files)`)
+})
