@@ -55,7 +55,7 @@ function toPcapng (pcap: Buffer): Buffer {
 const names = async (file: string): Promise<{ names: string[], notIp: number, decisions: number }> => {
   const mem = new MemoryLines()
   const s = await classifyFile(file, new Classifier(loadRuleset()), new DecisionLog(mem))
-  return { names: [...new Set(mem.parsed().map((l) => l.name as string))].sort(), notIp: s.notIp, decisions: s.decisions }
+  return { names: [...new Set(mem.parsed().map((l) => (l as Record<string, any>).destination?.domain as string))].sort(), notIp: s.notIp, decisions: s.decisions }
 }
 
 t.test('the link type from the header: pcap in both byte orders, FCS bits, pcapng', async (t) => {
