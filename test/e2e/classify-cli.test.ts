@@ -131,7 +131,7 @@ t.test('a reader that stops early (| head) ends the replay quietly', async (t) =
       if (nl >= 0) { child.stdout.destroy(); resolve(got.slice(0, nl)) }
     })
   })
-  t.equal(JSON.parse(first).name, 'api.openai.com')
+  t.equal(JSON.parse(first).destination.domain, 'api.openai.com')
   const timer = setTimeout(() => child.kill('SIGKILL'), 20000)
   const [code, signal] = await once(child, 'exit') as [number | null, string | null]
   clearTimeout(timer)
