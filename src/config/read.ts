@@ -58,6 +58,11 @@ function kind (st: Stats): string {
  * ReadError with a message `<file>: cannot read <what>: <detail>`.
  */
 export function readTextFile (file: string, what: string, max: number, opts: ReadOptions = {}): string {
+  return readFileBytes(file, what, max, opts).toString('utf8')
+}
+
+/** The bytes of `file`, read as readTextFile reads (a regular file, at most `max` bytes); for a hash over exactly what was read. */
+export function readFileBytes (file: string, what: string, max: number, opts: ReadOptions = {}): Buffer {
   const fail = (code: string, detail: string): ReadError => new ReadError(file, what, code, detail)
   let fd: number
   try {
@@ -102,7 +107,7 @@ export function readTextFile (file: string, what: string, max: number, opts: Rea
       if (n === buf.length) buf = Buffer.allocUnsafe(Math.min(max + 1 - total, 64 * 1024))
       else buf = buf.subarray(n)
     }
-    return Buffer.concat(chunks, total).toString('utf8')
+    return Buffer.concat(chunks, total)
   } finally {
     if (fd >= 0) closeSync(fd)
   }

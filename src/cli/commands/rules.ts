@@ -5,7 +5,11 @@ import type { Ruleset } from '../../rules/index.js'
 import { detectFormat, importList, LIST_FORMATS, type ListFormat } from '../../config/import.js'
 import { MAX_IMPORT_BYTES, readTextFile, ReadError } from '../../config/read.js'
 import { json } from '../../log/index.js'
-import { printable, rulesOptions, UsageError } from '../shared.js'
+import { intOption, printable, rulesOptions, UsageError } from '../shared.js'
+import { defaultPaths } from '../../config/index.js'
+import { DEFAULT_CONTROL_SOCKET } from '../../control/index.js'
+import { runUpdate } from '../../update/index.js'
+import { readVersion } from '../../util/version.js'
 
 /** `aigate rules lint|import`: validate the rule files; translate other list formats into ours. */
 
@@ -20,7 +24,7 @@ function headerText (flag: string, v: string): void {
 }
 
 export function registerRules (program: Command): void {
-  const rules = program.command('rules').description('validate and import rule lists')
+  const rules = program.command('rules').description('validate, import and update rule lists')
   rulesOptions(rules.command('lint')
     .description('validate vendor lists and the policy with the loader the daemon uses: every problem at file:line (exit 1); warnings (order, repeats, missing headers) do not fail'))
     .action((opts: { rules: string, policy: string }) => {
@@ -35,6 +39,33 @@ export function registerRules (program: Command): void {
       const entries = ruleset.lists.reduce((n, l) => n + l.entries.length, 0)
       const w = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`
       process.stdout.write(`ok: ${ruleset.lists.length} vendor lists, ${entries} entries, policy ${printable(opts.policy)}${w}\n`)
+    })
+  rulesOptions(rules.command('update')
+    .description('fetch the lists sources.yaml names (https, pinned by sha256 or commit, or following the latest), verify, convert, lint the whole new rules directory, print the diff, swap it in atomically (the previous kept as <dir>.old) and ask the running daemon to reload; any failure leaves the old rules')
+    .addOption(new Option('--sources <file>', 'the sources (YAML; see rules/sources.example.yaml)').default(defaultPaths().sourcesFile))
+    .option('--dry-run', 'stop after the diff: fetch, verify, convert and lint, change nothing')
+    .addOption(new Option('--control <path>', 'the daemon\'s control socket, asked to reload after the swap; "none" to not ask').default(DEFAULT_CONTROL_SOCKET))
+    .option('--ca <file>', 'PEM certificates to trust besides the system\'s (a local mirror\'s own CA; NODE_EXTRA_CA_CERTS works too)')
+    .addOption(new Option('--timeout <s>', 'seconds a fetch may take, redirects included').default(60).argParser(intOption('--timeout', 1, 3600))))
+    .action(async (opts: { rules: string, policy: string, sources: string, dryRun?: boolean, control: string, ca?: string, timeout: number }) => {
+      let ca: string | undefined
+      if (opts.ca !== undefined) {
+        try {
+          ca = readTextFile(opts.ca, 'CA file', MAX_IMPORT_BYTES)
+        } catch (err) {
+          if (err instanceof ReadError) throw new UsageError(`--ca: ${err.message}`)
+          throw err
+        }
+      }
+      await runUpdate({
+        sourcesFile: opts.sources,
+        rulesDir: opts.rules,
+        policyFile: opts.policy,
+        dryRun: opts.dryRun === true,
+        control: opts.control === 'none' ? null : opts.control,
+        fetch: { timeoutMs: opts.timeout * 1000, maxBytes: MAX_IMPORT_BYTES, ca, userAgent: `aigate/${readVersion()}` },
+        say: (line) => { process.stdout.write(printable(line) + '\n') },
+      })
     })
   rules.command('import')
     .description('translate a list in another format into our list syntax (printed on stdout)')
