@@ -151,7 +151,7 @@ function decisions (file: string): Decision[] {
     try {
       const d = JSON.parse(l) as Record<string, any>
       if (d['event']?.dataset !== 'aigate.decision') continue
-      out.push({ name: d['name'], action: d['event'].action, port: d['source'].port, gateway: d['observer']?.hostname ?? d['host']?.hostname ?? '?' })
+      out.push({ name: d['destination']?.domain ?? '', action: d['event'].action, port: d['source'].port, gateway: d['observer']?.hostname ?? '?' })
     } catch { /* a partial line: the next read has it */ }
   }
   return out
@@ -170,8 +170,8 @@ function printNew (file: string, offset: number): number {
     const d = JSON.parse(line) as Record<string, any>
     if (d['event']?.dataset !== 'aigate.decision') continue
     const action = String(d['event'].action)
-    process.stdout.write(`  ${String(d['@timestamp']).slice(11, 23)}  ${String(d['observer']?.hostname ?? d['host']?.hostname).padEnd(7)} ` +
-      `${paint(ACTION_COLOUR[action] ?? '0', action.toUpperCase().padEnd(7))} ${String(d['name']).padEnd(20)} ` +
+    process.stdout.write(`  ${String(d['@timestamp']).slice(11, 23)}  ${String(d['observer']?.hostname ?? '?').padEnd(7)} ` +
+      `${paint(ACTION_COLOUR[action] ?? '0', action.toUpperCase().padEnd(7))} ${String(d['destination']?.domain ?? '').padEnd(20)} ` +
       `${d['source'].ip}:${d['source'].port} -> ${d['destination'].ip}:${d['destination'].port}/${d['network'].transport}\n`)
   }
   return end

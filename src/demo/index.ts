@@ -146,7 +146,7 @@ function readDecisions (file: string): Map<string, { action: string, vendor: str
     if (line === '') continue
     try {
       const d = JSON.parse(line) as { name: string, event: { action: string, dataset: string }, aigate: { vendor: string | null } }
-      if (d.event.dataset === DECISIONS) m.set(d.name, { action: d.event.action, vendor: d.aigate.vendor ?? '-' })
+      if (d.event.dataset === DECISIONS) m.set(d.destination?.domain ?? '', { action: d.event.action, vendor: d.aigate.vendor ?? '-' })
     } catch { /* a partial line: the next read has it */ }
   }
   return m
@@ -170,7 +170,7 @@ function printNew (file: string, offset: number): number {
       if (d.event?.dataset !== DECISIONS) continue
       const action = String(d.event.action)
       process.stdout.write(`  ${String(d['@timestamp']).slice(11, 23)}  ${paint(ACTION_COLOUR[action] ?? '0', action.toUpperCase().padEnd(7))} ` +
-        `${String(d.name).padEnd(22)} ${String(d.aigate.vendor ?? '-').padEnd(14)} via ${String(d.aigate.seen).padEnd(4)} ` +
+        `${String(d.destination?.domain ?? '').padEnd(22)} ${String(d.aigate.vendor ?? '-').padEnd(14)} via ${String(d.aigate.seen).padEnd(4)} ` +
         `${d.source.ip}:${d.source.port} -> ${d.destination.ip}:${d.destination.port}/${d.network.transport}\n`)
     }
     return offset + Buffer.byteLength(text.slice(0, end))

@@ -46,7 +46,7 @@ function decisions (file: string): Line[] {
     if (l === '') continue
     const d = JSON.parse(l) as Record<string, any>
     if (d['event']?.dataset !== 'aigate.decision') continue
-    out.push({ name: d['name'], action: d['event'].action, port: d['source'].port, gateway: d['observer']?.hostname ?? d['host']?.hostname })
+    out.push({ name: d['destination']?.domain, action: d['event'].action, port: d['source'].port, gateway: d['observer']?.hostname })
   }
   return out
 }
