@@ -145,7 +145,7 @@ function readDecisions (file: string): Map<string, { action: string, vendor: str
   for (const line of execFileSync('cat', [file], { encoding: 'utf8' }).split('\n')) {
     if (line === '') continue
     try {
-      const d = JSON.parse(line) as { name: string, event: { action: string, dataset: string }, aigate: { vendor: string | null } }
+      const d = JSON.parse(line) as { destination?: { domain?: string }, event: { action: string, dataset: string }, aigate: { vendor: string | null } }
       if (d.event.dataset === DECISIONS) m.set(d.destination?.domain ?? '', { action: d.event.action, vendor: d.aigate.vendor ?? '-' })
     } catch { /* a partial line: the next read has it */ }
   }
