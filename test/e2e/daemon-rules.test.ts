@@ -38,7 +38,7 @@ t.test('the daemon reads each rule file once per start and per reload', { skip }
   const settled = async (): Promise<boolean> => {
     statsSeen += 3
     process.kill(node, 'SIGUSR1')
-    return await waitFor(() => (err.match(/stats queue \d/g) ?? []).length >= statsSeen, 5000)
+    return await waitFor(() => (err.match(/stats queue \d/g) ?? []).length >= statsSeen, 15000)
   }
 
   t.ok(await settled())

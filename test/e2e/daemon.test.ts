@@ -267,7 +267,8 @@ if (!root) {
     const openPolicy = join(open, 'policy.yaml')
     writeFileSync(openPolicy, readFileSync(policy))
     // tap re-adds its variables to every spawn, so clear them with env -i.
-    const clean = ['-i', `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`]
+    // AIGATE_ETC: the shipped defaults, even while another test has a package's /etc/aigate installed.
+    const clean = ['-i', `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, 'AIGATE_ETC=/nonexistent/aigate-etc']
     execFileSync('chmod', ['711', tmp])
     const nobody = spawnSync('ip', ['netns', 'exec', sb.gw, 'env', ...clean, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all',
       process.execPath, BIN, 'run', '--queues', '0', '--policy', openPolicy], { encoding: 'utf8', timeout: 15000 })
