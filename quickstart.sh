@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# aigate quick start, as root on a fresh Debian 12 / Ubuntu machine:
+# aigate quick start, as root on a fresh Debian 13 machine (Debian 12 and
+# Ubuntu 24.04 too, once Node.js >= 20 is installed: the script says how):
 #
 #   ./quickstart.sh demo    install what is needed, build, run the demo
 #   ./quickstart.sh test    install what is needed, build, run the whole test suite
@@ -21,6 +22,7 @@ PACKAGES=(
   libcap2-bin util-linux                     # capsh/setpriv for the capability tests
   prometheus systemd                         # a real Prometheus scrapes the daemon; systemd-analyze checks the unit
   keepalived conntrackd                      # two gateways as one: demo --ha, the HA test and bench:ha
+  debhelper help2man lintian                 # npm run package (dpkg-buildpackage, aigate(8) from --help) and its test; lintian build/*.deb
 )
 
 need_install() {
@@ -31,11 +33,44 @@ need_install() {
   return 1
 }
 
+node_major() { if command -v node >/dev/null; then node -p 'process.versions.node.split(".")[0]'; else echo 0; fi; }
+
+# Node.js >= 20, checked first. Debian 13 has it in main (nodejs 20): installed
+# from there when missing. Debian 12 and Ubuntu 24.04 ship nodejs 18: say
+# where 20 comes from.
+need_node() {
+  [ "$(node_major)" -ge 20 ] && return 0
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  local candidate
+  candidate=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: \([0-9]*:\)\{0,1\}\([0-9]*\).*/\2/p')
+  if [ "${candidate:-0}" -ge 20 ] 2>/dev/null; then
+    echo "quickstart: installing nodejs and npm (major version $candidate) with apt..." >&2
+    # NodeSource's nodejs carries npm itself and conflicts with Debian's npm package.
+    if apt-cache policy nodejs | grep -q nodesource; then apt-get install -y -qq nodejs >/dev/null; else apt-get install -y -qq nodejs npm >/dev/null; fi
+    [ "$(node_major)" -ge 20 ] && return 0
+  fi
+  local os
+  os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-this system}")
+  cat >&2 <<EOF
+quickstart: Node.js >= 20 is required. This machine has $(node --version 2>/dev/null || echo "no node"),
+and apt offers nodejs ${candidate:-(none)}.x ($os).
+  Debian 13 (trixie) has nodejs 20 in main: apt-get install nodejs npm
+  Debian 12 (bookworm) and Ubuntu 24.04 ship nodejs 18: install Node 20 from NodeSource,
+  then run this script again:
+    curl -fsSL https://deb.nodesource.com/setup_20.x -o /tmp/nodesource_setup.sh   # read it first
+    bash /tmp/nodesource_setup.sh && apt-get install -y nodejs
+  (NodeSource's nodejs includes npm: apt-get remove npm first if Debian's npm is installed.)
+EOF
+  exit 1
+}
+
 setup() {
   if [ "$(id -u)" != 0 ]; then
     echo "quickstart: run as root (it installs packages and builds network namespaces)" >&2
     exit 1
   fi
+  need_node
   if need_install; then
     echo "quickstart: installing Debian packages..." >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -43,10 +78,6 @@ setup() {
     # tshark asks whether non-root users may capture; the preseed answers no.
     echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
     apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
-  fi
-  if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-    echo "quickstart: Node.js >= 20 is required (node --version: $(node --version 2>/dev/null || echo none))" >&2
-    exit 1
   fi
   echo "quickstart: npm ci (builds native/ and the pcap binding)..." >&2
   npm ci --no-audit --no-fund --loglevel=error
