@@ -85,7 +85,9 @@ export function metricsRegistry (src: MetricsSource): Registry {
     collect () {
       this.reset()
       const b = src.bypassed()
-      if (b !== null) this.inc(b)
+      // reset() leaves a label-less counter at 0: unknown must be absent, not a healthy zero.
+      if (b === null) this.remove()
+      else this.inc(b)
     },
   })
   new Gauge({
@@ -163,7 +165,7 @@ export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** `--metrics [ADDR:]PORT`: host and port; an IPv6 address in brackets; a bare port is on loopback. Null when it does not parse. */
 export function parseListen (text: string): { host: string, port: number } | null {
   if (/^\d{1,5}$/.test(text)) return parseListen(`${DEFAULT_METRICS_HOST}:${text}`)
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text)
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text)
   if (m === null) return null
   const port = Number(m[3])
   if (port < 1 || port > 65535) return null

@@ -22,7 +22,7 @@ const view = new PacketView()
 const out = new Outcome()
 let port = 40000
 const tuple = (dport: number): Tuple => ({ src: '10.9.0.1', dst: '10.9.0.2', sport: ++port, dport })
-const fixture = (kind: string, file: string): Buffer => {
+const fixture = (kind: 'dns' | 'tls', file: string): Buffer => {
   const f = payloads(kind).find(([n]) => n === `${kind}/${file}`)
   if (f === undefined) throw new Error(`no fixture ${kind}/${file}`)
   return f[1]
