@@ -49,19 +49,54 @@ export class Health {
   reloadFailures = 0
   #firewall: FirewallTotals | null = null
   #firewallAt0: FirewallTotals | null = null
+  /** Packets read and queue-full drops (the reports' sums) when the baseline was read. */
+  #readAt0 = 0
+  /** The latest firewall reading, until every worker has reported since (see #settle). */
+  #pending: { t: FirewallTotals, at: number } | null = null
+  #bypass = 0
   #samples: Sample[] = []
 
   constructor (readonly queues: readonly number[], public rules: RulesInfo, readonly version: string) {}
 
   report (r: WorkerReport): void {
     this.reports.set(r.queue, r)
+    this.#settle(r.at)
     this.#sample(r.at)
   }
 
-  /** The firewall's counters just read (null: not readable); the first reading is the baseline. */
-  firewall (t: FirewallTotals | null): void {
-    if (t !== null && this.#firewallAt0 === null) this.#firewallAt0 = { ...t }
+  /** The firewall's counters just read at `at` (null: not readable); the first reading is the baseline. */
+  firewall (t: FirewallTotals | null, at = Date.now()): void {
+    if (t !== null && this.#firewallAt0 === null) {
+      this.#firewallAt0 = { ...t }
+      this.#readAt0 = this.#read()
+    }
     this.#firewall = t
+    if (t !== null) {
+      this.#pending = { t: { ...t }, at }
+      this.#settle(at)
+    }
+  }
+
+  #read (): number {
+    return this.#sum('packets') + this.#sum('overloadDropped')
+  }
+
+  /**
+   * Bypass from a firewall reading against reports made after it: the
+   * reports are up to a second old, and a reading newer than them would
+   * count every packet sent since (read a moment later) as never read, so a
+   * steady load would flap to "bypass". A worker silent for SILENT_MS is not
+   * waited for (it reads nothing: what it misses is bypass). Kept as a
+   * running maximum: a counter never goes down.
+   */
+  #settle (now: number): void {
+    const p = this.#pending
+    if (p === null || this.#firewallAt0 === null) return
+    const caughtUp = this.queues.every((q) => { const r = this.reports.get(q); return r !== undefined && r.at >= p.at })
+    if (!caughtUp && now - p.at < SILENT_MS) return
+    this.#pending = null
+    const sent = p.t.queuedPackets - this.#firewallAt0.queuedPackets
+    this.#bypass = Math.max(this.#bypass, sent - (this.#read() - this.#readAt0))
   }
 
   #sum (key: keyof WorkerCounters): number {
@@ -72,9 +107,7 @@ export class Health {
 
   /** Packets the queue rules sent since we started that no worker read, nor the kernel dropped for a full queue; null without firewall counters. */
   bypassed (): number | null {
-    if (this.#firewall === null || this.#firewallAt0 === null) return null
-    const sent = this.#firewall.queuedPackets - this.#firewallAt0.queuedPackets
-    return Math.max(0, sent - this.#sum('packets') - this.#sum('overloadDropped'))
+    return this.#firewall === null || this.#firewallAt0 === null ? null : this.#bypass
   }
 
   /** Packets the firewall's per-source budget dropped since we started; null when its counters cannot be read. */
@@ -100,6 +133,7 @@ export class Health {
   }
 
   status (now = Date.now()): StatusReport {
+    this.#settle(now)
     const reasons: string[] = []
     const queues = this.queues.map((q) => {
       const r = this.reports.get(q)
