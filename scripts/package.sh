@@ -86,7 +86,7 @@ find "$APP/node_modules" -type d -empty -delete
 
 cp -a debian rules README.md LICENSE "$STAGE/"
 mkdir -p "$STAGE/systemd" "$STAGE/scripts"
-cp systemd/aigate.service systemd/metrics.conf systemd/README.md "$STAGE/systemd/"
+cp systemd/aigate.service systemd/aigate-rules-update.service systemd/aigate-rules-update.timer systemd/metrics.conf systemd/README.md "$STAGE/systemd/"
 cp scripts/package-help.mjs "$STAGE/scripts/"
 
 echo "package: dpkg-buildpackage -us -uc -b" >&2

@@ -108,7 +108,8 @@ if (!root) {
     const files = spawnSync('dpkg-deb', ['-c', DEB], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout
     for (const f of ['./usr/lib/aigate/native/build/Release/aigate_nfq.node', './usr/lib/aigate/node_modules/pcap/build/Release/pcap_binding.node',
       './usr/lib/aigate/dist/src/cli/main.js', './usr/lib/aigate/package.json', './lib/systemd/system/aigate.service', './etc/aigate/policy.yaml',
-      './etc/aigate/rules/openai.txt', './etc/logrotate.d/aigate', './usr/share/man/man8/aigate.8.gz', './usr/share/bash-completion/completions/aigate']) {
+      './etc/aigate/rules/openai.txt', './etc/logrotate.d/aigate', './lib/systemd/system/aigate-rules-update.timer',
+      './usr/share/doc/aigate/examples/sources.yaml', './usr/share/man/man8/aigate.8.gz', './usr/share/bash-completion/completions/aigate']) {
       t.ok(files.includes(` ${f}`), f)
     }
     t.notOk(/\.\/usr\/lib\/aigate\/node_modules\/(typescript|tap|@types)\//.test(files), 'no development dependencies')
@@ -127,7 +128,9 @@ if (!root) {
     t.ok(conffiles.includes('/etc/aigate/rules/anthropic.txt'), 'the vendor lists are conffiles')
     t.equal(readFileSync('/usr/lib/aigate/bin/aigate.js', 'utf8').split('\n')[0], '#!/usr/bin/node', 'the Debian nodejs runs it')
     t.same(aigateRules(), hostRulesBefore, 'installing touched no firewall rule')
-    t.notOk(existsSync('/etc/systemd/system/multi-user.target.wants/aigate.service'), 'not enabled')
+    t.notOk(existsSync('/etc/systemd/system/multi-user.target.wants/aigate.service'), 'aigate.service is not enabled')
+    t.notOk(existsSync('/etc/systemd/system/timers.target.wants/aigate-rules-update.timer'), 'the rules update timer ships disabled')
+    t.notOk(existsSync('/etc/aigate/sources.yaml'), 'no sources.yaml: rules update is the admin\'s choice (the example is in /usr/share/doc/aigate/examples)')
     const v = sys('aigate', ['--version'])
     t.equal(v.out.trim(), VERSION, '/usr/bin/aigate runs')
     const man = sys('man', ['-w', 'aigate'])
@@ -140,9 +143,11 @@ if (!root) {
     const lint = sys('aigate', ['rules', 'lint'])
     t.equal(lint.status, 0, `aigate rules lint: ${lint.err.trim()}`)
     t.match(lint.out, /policy \/etc\/aigate\/policy\.yaml/, 'the defaults follow the install: /etc/aigate')
-    const verify = sys('systemd-analyze', ['verify', '/lib/systemd/system/aigate.service'])
-    t.equal(verify.status, 0, `systemd-analyze verify: ${verify.err.trim()}`)
-    t.equal(verify.err.trim(), '', 'no warning')
+    for (const unit of ['aigate.service', 'aigate-rules-update.service', 'aigate-rules-update.timer']) {
+      const verify = sys('systemd-analyze', ['verify', `/lib/systemd/system/${unit}`])
+      t.equal(verify.status, 0, `systemd-analyze verify ${unit}: ${verify.err.trim()}`)
+      t.equal(verify.err.trim(), '', `${unit}: no warning`)
+    }
   })
 
   t.test('inline in namespaces: firewall up, the installed daemon as user aigate with CAP_NET_ADMIN only', async (t) => {
@@ -216,7 +221,7 @@ if (!root) {
     const r = aptGet(['purge', 'aigate'], sb.gw)
     t.equal(r.status, 0, `apt-get purge: ${r.err.trim()}`)
     t.equal(installed(), '', 'dpkg knows nothing of aigate')
-    for (const p of ['/usr/lib/aigate', '/etc/aigate', '/usr/bin/aigate', '/lib/systemd/system/aigate.service', '/etc/logrotate.d/aigate',
+    for (const p of ['/usr/lib/aigate', '/etc/aigate', '/usr/bin/aigate', '/lib/systemd/system/aigate.service', '/lib/systemd/system/aigate-rules-update.timer', '/etc/logrotate.d/aigate',
       '/usr/share/man/man8/aigate.8.gz', '/usr/share/bash-completion/completions/aigate', '/usr/share/doc/aigate', '/var/log/aigate']) {
       t.notOk(existsSync(p), `${p} is gone`)
     }
