@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { loadRules } from '../config/index.js'
-import { newWriteLock, daemonLogger, FdLines } from '../log/index.js'
+import { newWriteLock, daemonLogger, FdLines, DAEMON_DATASET } from '../log/index.js'
 import { AigateError } from '../util/errors.js'
 import type { WorkerConfig, FromWorker, ReloadMessage } from './worker.js'
 import { Health, rulesVersion, type RulesInfo } from './health.js'
@@ -72,7 +72,7 @@ export async function runDaemon (opts: RunOptions): Promise<void> {
   const eventSink = new FdLines(opts.log, logLock)
   const events = daemonLogger(eventSink)
   const event = (action: string, fields: Record<string, unknown>, message: string, level: 'info' | 'warn' = 'info'): void => {
-    events[level]({ event: { kind: 'event', dataset: 'aigate.daemon', action }, ...fields }, message)
+    events[level]({ event: { kind: 'event', dataset: DAEMON_DATASET, action }, ...fields }, message)
   }
   for (const q of opts.queues) {
     const cfg: WorkerConfig = { queue: q, rules: texts, cacheSize: opts.cacheSize, log: opts.log, failOpen: opts.failOpen, logLock }

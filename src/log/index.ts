@@ -7,9 +7,11 @@ import type { Decision } from '../policy/index.js'
 import type { LineBuffer } from './sink.js'
 import { readVersion } from '../util/version.js'
 import { CommunityId } from './community-id.js'
+import { DAEMON_DATASET, DECISION_DATASET } from './read.js'
 
 export { LineBuffer, FdLines, MemoryLines, newWriteLock, type WriteError } from './sink.js'
 export { CommunityId } from './community-id.js'
+export { DAEMON_DATASET, DECISION_DATASET } from './read.js'
 
 /**
  * One JSON line per decision, every field a published Elastic Common Schema
@@ -286,7 +288,7 @@ export class DecisionLog {
         ? ''
         : `,"rule":{"name":${json(d.rule)},"ruleset":${json(d.vendor)},"category":${json(d.category)},"reference":${json(d.ruleSource)}}`
       p = {
-        event: ascii(`,"event":{"kind":"event","category":["network"],"type":${EVENT_TYPE[d.action] ?? '[]'},"action":"${d.action}","dataset":"aigate.decision"`),
+        event: ascii(`,"event":{"kind":"event","category":["network"],"type":${EVENT_TYPE[d.action] ?? '[]'},"action":"${d.action}","dataset":"${DECISION_DATASET}"`),
         aigate: ascii(`},"aigate":{"seen":"${seen}","vendor":${json(d.vendor)},"reason":${json(d.reason)},${d.detail === undefined ? '' : `"detail":${json(d.detail)},`}"network":${json(d.network)}`),
         rule: ascii(`}${rule},"source":{"ip":"`),
         message: ascii(`,"message":"${d.action} `),

@@ -1,6 +1,6 @@
 import { parseCidr } from '../policy/index.js'
 import { cidrError } from '../config/policy.js'
-import { ACTIONS, type Entry, type EntryKind } from './line.js'
+import { ACTIONS, type LineKind, type LogLine } from '../log/read.js'
 
 /**
  * Which lines `aigate logs` shows. Built once from the command line (every
@@ -79,7 +79,7 @@ export class Filter {
   }
 
   /** Whether a line read as `kind` into `e` is shown. */
-  selects (kind: EntryKind, e: Entry): boolean {
+  selects (kind: LineKind, e: LogLine): boolean {
     if (kind === 'daemon') return this.#daemon && e.ms >= this.#since
     if (kind !== 'decision') return false
     if (e.ms < this.#since) return false

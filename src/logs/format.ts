@@ -1,5 +1,5 @@
 import { printable } from '../util/text.js'
-import type { Entry } from './line.js'
+import type { LogLine } from '../log/read.js'
 
 /**
  * One aligned line per decision for a person:
@@ -81,7 +81,7 @@ export class Formatter {
   }
 
   /** One decision line, with its newline. */
-  decision (e: Entry): string {
+  decision (e: LogLine): string {
     const vendor = e.vendor === null ? '-' : printable(e.vendor)
     const name = e.name === null ? '-' : printable(e.name)
     const source = e.sourceIp === null
@@ -108,7 +108,7 @@ export class Formatter {
   }
 
   /** One of the daemon's own lines (start, reload, stop, counters): dimmed, in the action column "daemon". */
-  daemon (e: Entry): string {
+  daemon (e: LogLine): string {
     const parts: string[] = []
     if (e.level !== null) parts.push(`[${printable(e.level)}]`)
     if (e.action !== '') parts.push(`${printable(e.action)}:`)

@@ -1,17 +1,16 @@
 import { printable } from '../util/text.js'
-import { Entry, readEntry, type EntryKind } from './line.js'
+import { LogLine, readLine, type LineKind } from '../log/read.js'
 import { Filter } from './filter.js'
 import { Formatter } from './format.js'
 import { OVERLONG } from './follow.js'
 
-export { Entry, readEntry, ACTIONS, DECISION_DATASET, DAEMON_DATASET, type EntryKind } from './line.js'
 export { Filter, FilterError, type FilterOptions } from './filter.js'
 export { Formatter, type FormatOptions } from './format.js'
 export { fileLines, streamLines, startOfLast, LineSplitter, FileError, MAX_LINE_BYTES, POLL_MS, type FileLinesOptions } from './follow.js'
 
 /**
  * `aigate logs`: raw lines in, what a person (or, with --json, a program)
- * reads out. Each line is read once into a reused Entry, asked of the
+ * reads out. Each line is read once into a reused LogLine (log/read.ts), asked of the
  * filter, then either formatted or, with --json, passed on as the very bytes
  * read. Lines that cannot be shown are counted by reason, with the first of
  * each quoted (escaped), for one summary at the end; they never stop the
@@ -38,7 +37,7 @@ export class LogView {
   readonly #filter: Filter
   readonly #format: Formatter | null
   readonly #plainIsDaemon: boolean
-  readonly #e = new Entry()
+  readonly #e = new LogLine()
   /** Lines shown. */
   shown = 0
   /** Unreadable lines, by reason, with the first quoted. */
@@ -52,9 +51,11 @@ export class LogView {
     this.#plainIsDaemon = o.plainIsDaemon ?? false
   }
 
-  #read (line: Buffer): EntryKind | 'plain' {
+  #read (line: Buffer): LineKind | 'plain' {
     if (line === OVERLONG) { this.#e.note = 'longer than 1 MiB'; return 'bad' }
-    const kind = readEntry(line.toString('utf8'), this.#e)
+    const kind = readLine(line.toString('utf8'), this.#e)
+    // The summary has said "not a JSON object" since `aigate logs` first shipped.
+    if (kind === 'bad' && this.#e.note === 'not an object') this.#e.note = 'not a JSON object'
     if (kind === 'bad' && this.#plainIsDaemon && this.#e.note === 'not JSON') {
       const e = this.#e
       e.ms = Number.POSITIVE_INFINITY // no time of its own: --since keeps it

@@ -1,4 +1,4 @@
-import type { Action, DecisionFields } from './line.js'
+import type { Action, LogLine } from '../log/read.js'
 
 /**
  * What a report counts, from decision lines one at a time: per AI vendor
@@ -206,18 +206,21 @@ export class Aggregator {
     }
   }
 
-  add (d: DecisionFields): void {
+  /** A `decision` line (readLine checked that its action is one of ACTIONS). */
+  add (d: LogLine): void {
     this.read++
     const w = this.#window
     if ((w.since !== null && d.ms < w.since) || (w.until !== null && d.ms >= w.until)) { this.outside++; return }
     this.decisionLines++
     const n = d.count
-    const blocked = isBlocked(d.action)
+    const action = d.action as Action
+    const source = d.sourceIp
+    const blocked = isBlocked(action)
     this.decisions += n
-    this.actions[d.action] += n
+    this.actions[action] += n
     if (d.ms < this.first) this.first = d.ms
     if (d.ms > this.last) this.last = d.ms
-    if (d.source !== null) this.sources.add(d.source, n)
+    if (source !== null) this.sources.add(source, n)
     this.reasons.add(d.reason ?? '(none)', n)
     this.seen.add(d.seen ?? '(none)', n)
     const name = d.name === null || d.name === '' ? '(no name)' : d.name
@@ -228,20 +231,20 @@ export class Aggregator {
         this.vendors.set(d.vendor, v)
       }
       v.decisions += n
-      v.actions[d.action] += n
-      if (d.source !== null) { v.sources.add(d.source, n); this.aiSources.add(d.source, n) }
+      v.actions[action] += n
+      if (source !== null) { v.sources.add(source, n); this.aiSources.add(source, n) }
       v.names.add(name, n)
     }
     if (blocked) {
       this.blocked += n
       this.blockedNames.add(name, n)
-      if (d.source !== null) this.blockedSources.add(d.source, n)
+      if (source !== null) this.blockedSources.add(source, n)
     }
     if (d.reason === 'evasion') {
       this.evasions += n
       this.evasionDetails.add(d.detail ?? '(none)', n)
       this.evasionNames.add(name, n)
-      if (d.source !== null) this.evasionSources.add(d.source, n)
+      if (source !== null) this.evasionSources.add(source, n)
     }
     const hour = Math.floor(d.ms / HOUR_MS)
     let h = this.hours.get(hour)

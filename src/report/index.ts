@@ -1,19 +1,18 @@
 import { statSync } from 'node:fs'
 import { AigateError } from '../util/errors.js'
 import { Aggregator, type Report, type Window } from './aggregate.js'
-import { DecisionFields, readLine } from './line.js'
+import { LogLine, readLine } from '../log/read.js'
 import { readLog, MAX_LINE_BYTES } from './read.js'
 import type { Progress } from './progress.js'
 
 /**
  * `aigate report`: decision logs in, one Report out. The files are read one
  * after another, line by line (read.ts), each line parsed into one reused
- * DecisionFields (line.ts) and counted (aggregate.ts); the renderers (text.ts,
+ * LogLine (log/read.ts) and counted (aggregate.ts); the renderers (text.ts,
  * html.ts) only read the Report.
  */
 
 export { Aggregator, series, KEY_BUDGET, type Report, type Top, type VendorReport, type HourReport, type Bucket } from './aggregate.js'
-export { ACTIONS, DECISION_DATASET, type Action } from './line.js'
 export { Progress } from './progress.js'
 export { parseWhen } from './time.js'
 export { renderText } from './text.js'
@@ -55,7 +54,7 @@ export function checkFiles (paths: readonly string[]): string[] {
 
 export async function buildReport (paths: readonly string[], opts: ReportOptions): Promise<Report> {
   const agg = new Aggregator(opts)
-  const d = new DecisionFields()
+  const d = new LogLine()
   let before = 0
   for (const path of paths) {
     opts.progress?.file(path, before)

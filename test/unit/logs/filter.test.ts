@@ -1,5 +1,6 @@
 import t from 'tap'
-import { Entry, Filter, FilterError, readEntry } from '../../../src/logs/index.js'
+import { Filter, FilterError } from '../../../src/logs/index.js'
+import { LogLine as Entry, readLine as readEntry } from '../../../src/log/read.js'
 import { daemonLine, decision, type Fields } from './log.js'
 
 /**

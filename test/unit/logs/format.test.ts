@@ -1,5 +1,6 @@
 import t from 'tap'
-import { Entry, Filter, Formatter, LogView, readEntry } from '../../../src/logs/index.js'
+import { Filter, Formatter, LogView } from '../../../src/logs/index.js'
+import { LogLine as Entry, readLine as readEntry } from '../../../src/log/read.js'
 import { daemonLine, decision } from './log.js'
 
 /**
