@@ -3,8 +3,10 @@
  * HA end-to-end test and benchmark): keepalived (VRRP moves the client-facing
  * and the upstream address together) and conntrackd (FTFW over a dedicated
  * link, so connection entries, their CONNMARK verdicts included, reach the
- * standby), plus the notify script keepalived runs on each state change. The
- * shipped examples in systemd/ha/ have the same shape with fixed paths.
+ * standby), plus the line that runs the shipped notify script
+ * (systemd/ha/aigate-ha-notify.sh) on each state change with the sandbox's
+ * paths. The shipped examples in systemd/ha/ have the same shape with fixed
+ * paths.
  * Pure functions: no files are written here.
  */
 
@@ -143,37 +145,17 @@ ${['127.0.0.1', ...c.ignore].map((a) => `            IPv4_address ${a}`).join('\
 }
 
 /**
- * The notify script keepalived runs (as conntrackd's primary-backup.sh, in
- * /usr/share/doc/conntrackd/examples/sync/): on becoming primary, commit the
- * peer's entries into the kernel, flush both caches, resync the internal
- * cache from the kernel and send it to the peer in bulk; on becoming backup,
- * shorten the kernel's timers (the zombie entries of our time as primary) and
- * ask the peer for a full resync; on a fault, shorten the timers. Each
- * transition is appended to `stateLog` with its time, for the summary and the
- * measurements.
+ * The notify script keepalived runs for one sandbox gateway: the shipped
+ * systemd/ha/aigate-ha-notify.sh (`script`, what a real pair runs), with this
+ * gateway's conntrackd, its configuration and its record of state changes
+ * (`stateLog`, for the summary and the measurements) in place of the
+ * script's fixed paths.
  */
-export function notifyScript (conntrackd: string, conf: string, stateLog: string): string {
+export function notifyScript (script: string, conntrackd: string, conf: string, stateLog: string): string {
   return `#!/bin/sh
-# keepalived notify script of an aigate gateway: $1 is primary, backup or fault.
-CT="${conntrackd} -C ${conf}"
-echo "$(date +%s.%N) $1 begin" >> "${stateLog}"
-case "$1" in
-  primary)
-    $CT -c || echo "conntrackd -c failed" >&2   # commit the external cache into the kernel table
-    $CT -f || echo "conntrackd -f failed" >&2   # flush the internal and the external caches
-    $CT -R || echo "conntrackd -R failed" >&2   # resynchronize the internal cache with the kernel table
-    $CT -B || echo "conntrackd -B failed" >&2   # send a bulk update to the backup
-    ;;
-  backup)
-    $CT -t || echo "conntrackd -t failed" >&2   # shorten kernel timers: purge our entries as primary
-    $CT -n || echo "conntrackd -n failed" >&2   # request a resync from the primary
-    ;;
-  fault)
-    $CT -t || echo "conntrackd -t failed" >&2
-    ;;
-  *) echo "usage: $0 primary|backup|fault" >&2; exit 1 ;;
-esac
-echo "$(date +%s.%N) $1 done" >> "${stateLog}"
-exit 0
+CONNTRACKD=${shq(conntrackd)} AIGATE_CONNTRACKD_CONF=${shq(conf)} AIGATE_HA_STATES=${shq(stateLog)} exec /bin/sh ${shq(script)} "$1"
 `
 }
+
+/** A word for sh, quoted. */
+const shq = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`

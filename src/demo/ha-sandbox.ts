@@ -49,6 +49,7 @@ export interface HaOptions {
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'aigate.js')
 const ANNOUNCE = join(PACKAGE_ROOT, 'systemd', 'ha', 'aigate-ha-announce.sh')
+const NOTIFY = join(PACKAGE_ROOT, 'systemd', 'ha', 'aigate-ha-notify.sh')
 /** How often the announcer looks for new drop verdicts: the longest a fresh block may be missing on the peer. */
 export const ANNOUNCE_INTERVAL_SEC = 0.25
 const SBIN_PATH = `${process.env['PATH'] ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`
@@ -146,7 +147,7 @@ export class HaSandbox extends Netns {
         socket: this.path(g, 'conntrackd.ctl'), lockFile: this.path(g, 'conntrackd.lock'), logFile: this.path(g, 'conntrackd.log'),
         ignore: [a.vipClient, a.vipServer, ...GATEWAYS.flatMap((x) => [a.gw[x].client, a.gw[x].server, a.gw[x].sync])],
       }))
-      writeFileSync(this.path(g, 'notify.sh'), notifyScript(conntrackd, conf, this.path(g, 'states')))
+      writeFileSync(this.path(g, 'notify.sh'), notifyScript(NOTIFY, conntrackd, conf, this.path(g, 'states')))
       chmodSync(this.path(g, 'notify.sh'), 0o755)
       writeFileSync(this.path(g, 'keepalived.conf'), keepalivedConf({
         name: `ha-gw${g}`, priority: PRIORITY[g], advertSec: opts.advertSec ?? 1, notify: this.path(g, 'notify.sh'),

@@ -1,9 +1,17 @@
 #!/bin/sh
 # keepalived notify script of an aigate gateway (systemd/ha/keepalived.conf): $1 is primary, backup
 # or fault. The steps of conntrackd's primary-backup.sh (/usr/share/doc/conntrackd/examples/sync/);
-# each transition is appended to /run/aigate-ha.states with its time.
-CT="/usr/sbin/conntrackd -C /etc/conntrackd/conntrackd.conf"
-echo "$(date +%s.%N) $1 begin" >> "/run/aigate-ha.states"
+# each transition is appended to /run/aigate-ha.states with its time. On becoming primary: commit
+# the peer's entries into the kernel, flush both caches, resync the internal cache from the kernel
+# and send it to the peer in bulk; on becoming backup: shorten the kernel's timers (the zombie
+# entries of our time as primary) and ask the peer for a full resync; on a fault: shorten the timers.
+#
+#   aigate-ha-notify.sh primary                   # defaults below
+#   CONNTRACKD=/usr/sbin/conntrackd AIGATE_CONNTRACKD_CONF=/tmp/x/conntrackd.conf \
+#     AIGATE_HA_STATES=/tmp/x/states aigate-ha-notify.sh primary   # `aigate demo --ha`, one per gateway
+CT="${CONNTRACKD:-/usr/sbin/conntrackd} -C ${AIGATE_CONNTRACKD_CONF:-/etc/conntrackd/conntrackd.conf}"
+STATES="${AIGATE_HA_STATES:-/run/aigate-ha.states}"
+echo "$(date +%s.%N) $1 begin" >> "$STATES"
 case "$1" in
   primary)
     $CT -c || echo "conntrackd -c failed" >&2   # commit the external cache into the kernel table
@@ -20,5 +28,5 @@ case "$1" in
     ;;
   *) echo "usage: $0 primary|backup|fault" >&2; exit 1 ;;
 esac
-echo "$(date +%s.%N) $1 done" >> "/run/aigate-ha.states"
+echo "$(date +%s.%N) $1 done" >> "$STATES"
 exit 0
