@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { HaSandbox, GATEWAYS, type Gw } from './ha-sandbox.js'
 import { startServers, probe } from './servers.js'
 import { waitUntil } from './netns.js'
+import { paint, runDemoBody, say } from './run.js'
 
 /**
  * `aigate demo --ha` (root): two aigate gateways between the client and the
@@ -19,9 +20,6 @@ import { waitUntil } from './netns.js'
 export interface HaDemoOptions { rulesDir: string, policyFile: string, timeoutSec: number }
 
 const DOWNLOAD_BYTES = 20 * 1048576
-const tty = process.stdout.isTTY === true
-const paint = (code: string, s: string): string => tty ? `\x1b[${code}m${s}\x1b[0m` : s
-const say = (s: string): void => { process.stdout.write(`${paint('1', '==')} ${s}\n`) }
 
 interface Row { when: string, name: string, client: string, saw: string, port: number, decided: string }
 interface Decision { name: string, action: string, port: number, gateway: string }
@@ -40,18 +38,12 @@ export async function runHaDemo (opts: HaDemoOptions): Promise<number> {
   }
   const tmp = mkdtempSync(join(tmpdir(), 'aigate-demo-ha-'))
   const sb = new HaSandbox(`aghd${process.pid % 10000}`, 204, tmp)
-  let cleaned = false
   const cleanup = (): void => {
-    if (cleaned) return
-    cleaned = true
     sb.destroy()
     rmSync(tmp, { recursive: true, force: true })
   }
-  const onSignal = (): void => { process.stderr.write('\naigate demo --ha: interrupted, cleaning up\n'); cleanup(); process.exit(130) }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  let tail: NodeJS.Timeout | null = null
-  try {
+  const removed = 'namespaces, firewall rules, keepalived, conntrackd, daemons, servers, temporary files'
+  return await runDemoBody({ command: 'aigate demo --ha', cleanup, removed }, async (tail) => {
     const a = sb.addrs
     say(`building the sandbox: client ${a.client} -> [switch] -> gwa | gwb (aigate, keepalived, conntrackd) -> [switch] -> server ${a.server}`)
     sb.create()
@@ -62,7 +54,7 @@ export async function runHaDemo (opts: HaDemoOptions): Promise<number> {
     if (!await waitUntil(() => probe(sb, a.server, 443) && probe(sb, a.server, 80), 10_000)) throw new Error('demo servers did not start')
     say(`gw${sb.holder() ?? '?'} holds ${a.vipClient} (client's default route) and ${a.vipServer} (server's route back)\n`)
     const offsets: Record<Gw, number> = { a: 0, b: 0 }
-    tail = setInterval(() => { for (const g of GATEWAYS) offsets[g] = printNew(sb.log(g), offsets[g]) }, 100)
+    tail(() => { for (const g of GATEWAYS) offsets[g] = printNew(sb.log(g), offsets[g]) })
 
     const rows: Row[] = []
     const t = String(opts.timeoutSec)
@@ -123,16 +115,7 @@ export async function runHaDemo (opts: HaDemoOptions): Promise<number> {
     summary(rows)
     say(`failover (links cut) ${failoverMs} ms, fail back ${failbackMs} ms; gwb's queue rules sent ${queuedBAfter - queuedB} packets while it was primary (the flows it decided above); the in-flight flows carry gwa's decision only`)
     return 0
-  } catch (err) {
-    process.stderr.write(`aigate demo --ha: ${(err as Error).message}\n`)
-    return 1
-  } finally {
-    if (tail !== null) clearInterval(tail)
-    cleanup()
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    say('sandbox removed (namespaces, firewall rules, keepalived, conntrackd, daemons, servers, temporary files)')
-  }
+  })
 }
 
 function saw (code: number | null, out: string): string {

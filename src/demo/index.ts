@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { Sandbox, waitUntil } from './sandbox.js'
 import { startServers, probe } from './servers.js'
 import { firewallUp, firewallDown } from './fw-adapter.js'
+import { paint, runDemoBody, say } from './run.js'
 
 /**
  * `aigate demo` (root): a sandbox of namespaces, a TLS, HTTP and DNS server,
@@ -32,8 +33,6 @@ const NAMES: Array<{ name: string, note: string }> = [
 
 interface Row { name: string, client: string, saw: string, action: string, vendor: string }
 
-const tty = process.stdout.isTTY === true
-const paint = (code: string, s: string): string => tty ? `\x1b[${code}m${s}\x1b[0m` : s
 const ACTION_COLOUR: Record<string, string> = { block: '31', reject: '31', monitor: '33', allow: '32' }
 
 export async function runDemo (opts: DemoOptions): Promise<number> {
@@ -50,20 +49,13 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
   const sb = new Sandbox(`agdemo${process.pid % 10000}`, 203)
   const tmp = mkdtempSync(join(tmpdir(), 'aigate-demo-'))
   const logFile = join(tmp, 'decisions.ndjson')
-  let cleaned = false
   const cleanup = (): void => {
-    if (cleaned) return
-    cleaned = true
     try { firewallDown(sb.gw) } catch { /* namespace goes anyway */ }
     sb.destroy()
     rmSync(tmp, { recursive: true, force: true })
   }
-  const onSignal = (): void => { process.stderr.write('\naigate demo: interrupted, cleaning up\n'); cleanup(); process.exit(130) }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  const rows: Row[] = []
-  let tail: NodeJS.Timeout | null = null
-  try {
+  return await runDemoBody({ command: 'aigate demo', cleanup, removed: 'namespaces, firewall rules, servers, temporary files' }, async (tail) => {
+    const rows: Row[] = []
     say('building the sandbox: client -> gateway (aigate) -> server, in network namespaces')
     sb.create()
     const a = sb.addrs
@@ -78,7 +70,7 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
     if (!await waitUntil(() => probe(sb, a.server, 443) && probe(sb, a.server, 80) && probe(sb, a.server, 53), 10000)) throw new Error('demo servers did not start')
     say('decision log (one JSON line per decision; shown here in short):\n')
     let offset = 0
-    tail = setInterval(() => { offset = printNew(logFile, offset) }, 100)
+    tail(() => { offset = printNew(logFile, offset) })
     const t = String(opts.timeoutSec)
     for (const { name } of NAMES) {
       rows.push({ name, client: 'curl https', saw: curlSaw(sb, ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', t, '--resolve', `${name}:443:${a.server}`, `https://${name}/index.html`]), action: '', vendor: '' })
@@ -102,19 +94,8 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
     }
     summary(rows)
     return 0
-  } catch (err) {
-    process.stderr.write(`aigate demo: ${(err as Error).message}\n`)
-    return 1
-  } finally {
-    if (tail !== null) clearInterval(tail)
-    cleanup()
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    say('sandbox removed (namespaces, firewall rules, servers, temporary files)')
-  }
+  })
 }
-
-function say (s: string): void { process.stdout.write(`${paint('1', '==')} ${s}\n`) }
 
 function curlSaw (sb: Sandbox, args: string[]): string {
   const r = spawnSync('ip', ['netns', 'exec', sb.cli, 'curl', ...args], { encoding: 'utf8' })
