@@ -1,5 +1,5 @@
 import { createConnection, createServer, type Server } from 'node:net'
-import { chmodSync, mkdirSync, rmSync } from 'node:fs'
+import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 /**
@@ -20,6 +20,13 @@ const MAX_REQUEST = 1024
 
 export type Handler = (verb: Verb) => Promise<unknown> | unknown
 
+/** The longest unix socket path (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107
+
+function errno (code: string, message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code })
+}
+
 /** Is a server answering at this socket path (another daemon's)? */
 function live (path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -38,23 +45,37 @@ export class ControlInUse extends Error {}
  * Closing the server removes the file.
  */
 export async function serveControl (path: string, handle: Handler): Promise<Server> {
+  // sun_path holds 107 bytes and a NUL: a longer path would be bound truncated, elsewhere.
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw errno('ENAMETOOLONG', `${path}: longer than a unix socket path may be (${MAX_SOCKET_PATH} bytes)`)
   mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
   if (await live(path)) throw new ControlInUse(`${path} answers already: another aigate daemon owns it`)
+  // Only a stale socket is replaced: a mistyped --control naming a file is never removed.
+  let isSocket: boolean | null = null
+  try { isSocket = lstatSync(path).isSocket() } catch { /* nothing there */ }
+  if (isSocket === false) throw errno('EEXIST', `${path} exists and is not a socket`)
   rmSync(path, { force: true })
   const server = createServer((sock) => {
     let buf = ''
     sock.setEncoding('utf8')
     sock.on('error', () => { sock.destroy() })
+    // One request per connection: once it is answered (or refused) nothing
+    // more is read, so the rest of an over-long line never reaches the handler.
+    const done = (reply: unknown): void => {
+      sock.removeAllListeners('data')
+      sock.pause()
+      // Closed once the answer is out: a paused socket would never read the
+      // client's end (or the rest of its line), and server.close() would wait on it.
+      sock.end(JSON.stringify(reply) + '\n', () => { sock.destroy() })
+    }
     sock.on('data', (chunk: string) => {
       buf += chunk
       const nl = buf.indexOf('\n')
-      if (nl < 0) {
-        if (buf.length > MAX_REQUEST) sock.end(JSON.stringify({ ok: false, error: 'request too long' }) + '\n')
-        return
-      }
+      if (nl < 0 ? buf.length > MAX_REQUEST : nl > MAX_REQUEST) { done({ ok: false, error: 'request too long' }); return }
+      if (nl < 0) return
       const line = buf.slice(0, nl)
+      sock.removeAllListeners('data')
       sock.pause()
-      void answer(line, handle).then((reply) => { sock.end(JSON.stringify(reply) + '\n') })
+      void answer(line, handle).then(done)
     })
   })
   server.once('close', () => { rmSync(path, { force: true }) })
