@@ -20,6 +20,9 @@ const MAX_REQUEST = 1024
 
 export type Handler = (verb: Verb) => Promise<unknown> | unknown
 
+/** A client that keeps writing after its answer is cut off after this. */
+const CLOSE_AFTER_MS = 2000
+
 /** The longest unix socket path (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107
 
@@ -62,10 +65,12 @@ export async function serveControl (path: string, handle: Handler): Promise<Serv
     // more is read, so the rest of an over-long line never reaches the handler.
     const done = (reply: unknown): void => {
       sock.removeAllListeners('data')
-      sock.pause()
-      // Closed once the answer is out: a paused socket would never read the
-      // client's end (or the rest of its line), and server.close() would wait on it.
-      sock.end(JSON.stringify(reply) + '\n', () => { sock.destroy() })
+      sock.end(JSON.stringify(reply) + '\n')
+      // Read on, discarding, to the client's end: a paused socket never sees
+      // it and server.close() would wait on it; closing at once could reset
+      // a client still writing before it reads the answer. Bounded in time.
+      sock.resume()
+      sock.setTimeout(CLOSE_AFTER_MS, () => { sock.destroy() })
     }
     sock.on('data', (chunk: string) => {
       buf += chunk

@@ -169,7 +169,10 @@ t.test('an over-long request line is refused without hanging', async (t) => {
     sock.on('error', () => { /* the server closed while we wrote */ })
     sock.on('close', () => { resolve(buf) })
     let n = 0
-    const more = (): void => { if (n++ < 100 && !sock.destroyed && sock.writable) { sock.write('{"verb":"status",' + ' '.repeat(100)); setTimeout(more, 1) } }
+    const more = (): void => {
+      if (sock.destroyed || !sock.writable) return
+      if (n++ < 100) { sock.write('{"verb":"status",' + ' '.repeat(100)); setTimeout(more, 1) } else sock.end()
+    }
     sock.on('connect', more)
   }))
   t.same(JSON.parse(piecewise), { ok: false, error: 'request too long' })
